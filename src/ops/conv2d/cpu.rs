@@ -146,7 +146,7 @@ fn per_sample<T: Float>(out: &mut [T], chunk: usize, n: usize, f: impl Fn(usize,
 /// Forward: x (N, Cin, H, W), w (Cout, Cin, kh, kw), optional bias (Cout) -> (N, Cout, Ho, Wo).
 pub(crate) fn conv2d<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
     if g.sh == 1 && g.sw == 1 && g.out_sample() > 0 {
-        return super::direct::conv2d_stride1(x, w, bias, g);
+        return super::direct::conv2d_stride1(&[(x, g.cin)], w, bias, g, None);
     }
     let (k, p) = (g.k(), g.p());
     let level = SimdLevel::detect();
@@ -162,6 +162,28 @@ pub(crate) fn conv2d<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -
         gemm_src(level, par, g.cout, p, k, &wa, &src, o, p, bias.is_some());
     });
     out
+}
+
+/// Whether the fused kernels below (input given as channel parts, LeakyReLU epilogue) handle this
+/// geometry: the stride-1 direct path. Other geometries are composed from concat, conv2d and leaky_relu.
+pub(crate) fn fused_supported(g: &Geom) -> bool {
+    g.sh == 1 && g.sw == 1 && g.out_sample() > 0 && g.n > 0
+}
+
+/// Forward over an input given as channel parts (a concatenation never materialised), then LeakyReLU
+/// with `slope` if given. Only for geometries where [`fused_supported`] holds.
+pub(crate) fn conv2d_parts<T: Float>(x: &super::direct::Parts<'_, T>, w: &[T], bias: Option<&[T]>, g: &Geom, slope: Option<T>) -> Vec<T> {
+    debug_assert!(fused_supported(g));
+    super::direct::conv2d_stride1(x, w, bias, g, slope)
+}
+
+/// Weight gradient over an input given as channel parts. Only where [`fused_supported`] holds.
+pub(crate) fn conv2d_weight_grad_parts<T: Float>(x: &super::direct::Parts<'_, T>, dy: &[T], g: &Geom) -> Vec<T> {
+    debug_assert!(fused_supported(g));
+    if g.cout * g.k() == 0 {
+        return vec![T::ZERO; g.cout * g.k()];
+    }
+    super::direct::conv2d_weight_grad_stride1(x, dy, g)
 }
 
 /// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
@@ -219,7 +241,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         return vec![T::ZERO; size];
     }
     if g.sh == 1 && g.sw == 1 && g.p() > 0 {
-        return super::direct::conv2d_weight_grad_stride1(x, dy, g);
+        return super::direct::conv2d_weight_grad_stride1(&[(x, g.cin)], dy, g);
     }
     let level = SimdLevel::detect();
     let per = g.n.div_ceil(g.n.min(WGRAD_GROUPS));
@@ -244,4 +266,14 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         }
     }
     dw
+}
+
+/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU read from its output.
+pub(crate) fn leaky_relu_grad<T: Float>(g: &[T], y: &[T], slope: T) -> Vec<T> {
+    let f = |(&gv, &yv): (&T, &T)| if yv > T::ZERO { gv } else { gv * slope };
+    if g.len() >= crate::ops::unary::PAR_MIN {
+        g.par_iter().zip(y.par_iter()).with_min_len(4096).map(f).collect()
+    } else {
+        g.iter().zip(y).map(f).collect()
+    }
 }

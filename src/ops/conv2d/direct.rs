@@ -15,6 +15,30 @@ use crate::dtype::Float;
 /// Depth of one block of taps (keeps an A block and the touched image rows in L1/L2).
 const KC: usize = 192;
 
+/// The input of a convolution as channel groups held in separate buffers, in channel order: the dense
+/// blocks of the hiding network convolve the concatenation of all earlier feature maps, and reading the
+/// groups in place while padding each sample saves writing that concatenation. Each part is
+/// (data of all N samples, its channel count).
+pub(crate) type Parts<'a, T> = [(&'a [T], usize)];
+
+/// Copy sample `ni` of the channel groups into the zero-padded image `xpad` (channel planes Hp x Wp).
+fn pad_parts<T: Float>(parts: &Parts<'_, T>, ni: usize, g: &Geom, hp: usize, wp: usize, xpad: &mut [T]) {
+    xpad.fill(T::ZERO);
+    let plane = g.h * g.w;
+    let mut ci = 0;
+    for &(data, c) in parts {
+        let xs = &data[ni * c * plane..(ni + 1) * c * plane];
+        for cl in 0..c {
+            for ih in 0..g.h {
+                let dst = (ci + cl) * hp * wp + (ih + g.ph) * wp + g.pw;
+                let src = (cl * g.h + ih) * g.w;
+                xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]);
+            }
+        }
+        ci += c;
+    }
+}
+
 /// Raw pointer to the output buffer for threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
 struct SendPtr<T>(*mut T);
@@ -69,17 +93,6 @@ fn plan<T: Float>(w: &[T], g: &Geom) -> Plan<T> {
 }
 
 impl<T: Float> Plan<T> {
-    fn pad_sample(&self, xs: &[T], g: &Geom, xpad: &mut [T]) {
-        xpad.fill(T::ZERO);
-        for ci in 0..g.cin {
-            for ih in 0..g.h {
-                let dst = ci * self.hp * self.wp + (ih + g.ph) * self.wp + g.pw;
-                let src = (ci * g.h + ih) * g.w;
-                xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]);
-            }
-        }
-    }
-
     /// Columns [j0, j1) (multiples of NR) of C (mpad x qr, pre-filled) += A * shifted(xpad).
     unsafe fn compute(&self, k: usize, xpad: &[T], c: *mut T, j0: usize, j1: usize) {
         let (mr, nr) = (self.kern.mr, self.kern.nr);
@@ -108,8 +121,10 @@ impl<T: Float> Plan<T> {
     }
 }
 
-/// Forward convolution for stride 1: x (N, Cin, H, W), w (Cout, Cin, kh, kw) -> (N, Cout, Ho, Wo).
-pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
+/// Forward convolution for stride 1: x (N, Cin, H, W) given as channel parts, w (Cout, Cin, kh, kw) ->
+/// (N, Cout, Ho, Wo), followed by LeakyReLU with `slope` if given (applied while the output tile is
+/// copied out of the accumulator, so the activation costs no extra pass over memory).
+pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&[T]>, g: &Geom, slope: Option<T>) -> Vec<T> {
     debug_assert!(g.sh == 1 && g.sw == 1);
     let pl = plan(w, g);
     let k = g.k();
@@ -118,7 +133,7 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: 
     let threads = rayon::current_num_threads();
     let sample = |ni: usize, o: &mut [T], split: bool| {
         let mut xpad = vec![T::ZERO; pl.xlen];
-        pl.pad_sample(&x[ni * g.in_sample()..(ni + 1) * g.in_sample()], g, &mut xpad);
+        pad_parts(x, ni, g, pl.hp, pl.wp, &mut xpad);
         let mut cbuf = vec![T::ZERO; pl.mpad * pl.qr];
         if let Some(b) = bias {
             for (co, &bv) in b.iter().enumerate() {
@@ -146,7 +161,15 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: 
             for oh in 0..g.ho {
                 let src = co * pl.qr + oh * pl.wp;
                 let dst = (co * g.ho + oh) * g.wo;
-                o[dst..dst + g.wo].copy_from_slice(&cbuf[src..src + g.wo]);
+                let (d, c) = (&mut o[dst..dst + g.wo], &cbuf[src..src + g.wo]);
+                match slope {
+                    None => d.copy_from_slice(c),
+                    Some(a) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d = if v > T::ZERO { v } else { v * a };
+                        }
+                    }
+                }
             }
         }
     };
@@ -164,7 +187,7 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: 
 /// padded image shifted by ci*Hp*Wp + i*Wp + j, so the shifted-A micro-kernels read it in place; dy_n^T is
 /// laid out once per sample (zero in the dropped columns and the padded output channels). Samples are
 /// summed in fixed groups so the result does not depend on the thread count.
-pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &Parts<'_, T>, dy: &[T], g: &Geom) -> Vec<T> {
     debug_assert!(g.sh == 1 && g.sw == 1);
     const GROUPS: usize = 8;
     let kern = shifted::select_a::<T>(SimdLevel::detect(), g.cout);
@@ -190,14 +213,7 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) 
         let mut xpad = vec![T::ZERO; xlen];
         let mut dyt = vec![T::ZERO; q * coutp];
         for ni in gi * per..((gi + 1) * per).min(g.n) {
-            xpad.fill(T::ZERO);
-            let xs = &x[ni * g.in_sample()..(ni + 1) * g.in_sample()];
-            for ci in 0..g.cin {
-                for ih in 0..g.h {
-                    let dst = ci * hp * wp + (ih + g.ph) * wp + g.pw;
-                    xpad[dst..dst + g.w].copy_from_slice(&xs[(ci * g.h + ih) * g.w..(ci * g.h + ih + 1) * g.w]);
-                }
-            }
+            pad_parts(x, ni, g, hp, wp, &mut xpad);
             let dys = &dy[ni * g.out_sample()..(ni + 1) * g.out_sample()];
             for co in 0..g.cout {
                 for oh in 0..g.ho {
