@@ -30,11 +30,25 @@ pub trait Backward: Send + Sync {
         grad: &Tensor,
         acc: Vec<Option<Tensor>>,
     ) -> Result<Vec<Option<Tensor>>> {
-        let grads = self.backward(inputs, out, grad)?;
+        accumulate_default(self, inputs, out, grad, acc)
+    }
+}
+
+/// The default [`Backward::backward_accumulate`]: `backward`, then add each gradient to what was
+/// accumulated. Overrides call it for the cases they do not handle themselves.
+pub(crate) fn accumulate_default<B: Backward + ?Sized>(
+    op: &B,
+    inputs: &[Tensor],
+    out: &Tensor,
+    grad: &Tensor,
+    acc: Vec<Option<Tensor>>,
+) -> Result<Vec<Option<Tensor>>> {
+    {
+        let grads = op.backward(inputs, out, grad)?;
         if grads.len() != inputs.len() {
             return Err(Error::msg(format!(
                 "backward of `{}` returned {} gradients for {} inputs",
-                self.name(),
+                op.name(),
                 grads.len(),
                 inputs.len()
             )));
@@ -45,7 +59,7 @@ pub trait Backward: Send + Sync {
             .zip(inputs)
             .map(|((g, a), inp)| {
                 if let Some(g) = &g {
-                    check_grad_shape(self.name(), g, inp)?;
+                    check_grad_shape(op.name(), g, inp)?;
                 }
                 match (a, g) {
                     (Some(a), Some(g)) => add_into(a, &g).map(Some),

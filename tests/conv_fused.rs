@@ -95,3 +95,45 @@ fn bad_operands_are_clear_errors() {
     let e = Tensor::conv2d_concat(&[], &w, None, (1, 1), (1, 1), None).unwrap_err().to_string();
     assert!(e.contains("at least one input"), "{e}");
 }
+
+/// A dense block (each conv sees the input and every earlier output, so gradients of the early maps are
+/// accumulated over several convolutions, in place), plus one part given twice, against the composition.
+#[test]
+fn dense_chain_accumulates_gradients_like_the_composition() {
+    for dtype in [DType::F64, DType::F32] {
+        let mut rng = Rng::new(11);
+        let x = randn(&[2, 3, 6, 5], dtype, &mut rng);
+        let ws: Vec<Tensor> = (0..4).map(|i| Tensor::randn(&[4, 3 + 4 * i + if i == 3 { 3 } else { 0 }, 3, 3], 0.3, dtype, &mut rng).requires_grad_(true)).collect();
+        let bs: Vec<Tensor> = (0..4).map(|_| randn(&[4], dtype, &mut rng)).collect();
+        let run = |fused: bool| -> Vec<Vec<f64>> {
+            for t in ws.iter().chain(&bs).chain([&x]) {
+                t.zero_grad();
+            }
+            let mut feats = vec![x.clone()];
+            for i in 0..4 {
+                let mut parts: Vec<&Tensor> = feats.iter().collect();
+                if i == 3 {
+                    parts.push(&x); // x twice in the last conv
+                }
+                let slope = if i < 3 { Some(0.05) } else { None };
+                let y = if fused {
+                    Tensor::conv2d_concat(&parts, &ws[i], Some(&bs[i]), (1, 1), (1, 1), slope).unwrap()
+                } else {
+                    let y = Tensor::concat(&parts, 1).unwrap().conv2d(&ws[i], Some(&bs[i]), (1, 1), (1, 1)).unwrap();
+                    if let Some(a) = slope { y.leaky_relu(a).unwrap() } else { y }
+                };
+                feats.push(y);
+            }
+            let last = feats.last().unwrap();
+            last.mul(last).unwrap().sum_all().unwrap().backward().unwrap();
+            ws.iter().chain(&bs).chain([&x]).map(|t| t.grad().unwrap().to_vec_f64().unwrap()).collect()
+        };
+        let (a, b) = (run(false), run(true));
+        let tol = if dtype == DType::F64 { 1e-10 } else { 1e-3 };
+        for (k, (ra, rb)) in a.iter().zip(&b).enumerate() {
+            for (i, (&u, &v)) in ra.iter().zip(rb).enumerate() {
+                assert!((u - v).abs() <= tol * (1.0 + u.abs()), "{dtype:?} tensor {k}[{i}]: composed {u}, fused {v}");
+            }
+        }
+    }
+}

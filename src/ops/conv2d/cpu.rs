@@ -186,37 +186,115 @@ pub(crate) fn conv2d_weight_grad_parts<T: Float>(x: &super::direct::Parts<'_, T>
     super::direct::conv2d_weight_grad_stride1(x, dy, g)
 }
 
-/// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
-pub(crate) fn conv2d_input_grad<T: Float>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
-        // The transposed convolution of a stride-1 conv is a conv with the kernel flipped in space and its
-        // channel axes swapped: wf[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j], padding (k-1-p).
-        let (kh, kw) = (g.kh, g.kw);
-        let mut wf = vec![T::ZERO; w.len()];
-        for co in 0..g.cout {
-            for ci in 0..g.cin {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        wf[((ci * g.cout + co) * kh + i) * kw + j] = w[((co * g.cin + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
-                    }
+/// Whether the input gradient is itself a stride-1 convolution (see [`flip_for_input_grad`]).
+pub(crate) fn transposed_is_stride1(g: &Geom) -> bool {
+    g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw
+}
+
+/// The transposed convolution of a stride-1 conv is a conv with the kernel flipped in space and its
+/// channel axes swapped: wf[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j], padding (k-1-p). Returns wf and
+/// the geometry of that convolution (dy as its input, dx as its output).
+fn flip_for_input_grad<T: Float>(w: &[T], g: &Geom) -> (Vec<T>, Geom) {
+    let (kh, kw) = (g.kh, g.kw);
+    let mut wf = vec![T::ZERO; w.len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for i in 0..kh {
+                for j in 0..kw {
+                    wf[((ci * g.cout + co) * kh + i) * kw + j] = w[((co * g.cin + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
                 }
             }
         }
-        let gt = Geom {
-            n: g.n,
-            cin: g.cout,
-            h: g.ho,
-            w: g.wo,
-            cout: g.cin,
-            kh,
-            kw,
-            sh: 1,
-            sw: 1,
-            ph: kh - 1 - g.ph,
-            pw: kw - 1 - g.pw,
-            ho: g.h,
-            wo: g.w,
-        };
+    }
+    let gt = Geom {
+        n: g.n,
+        cin: g.cout,
+        h: g.ho,
+        w: g.wo,
+        cout: g.cin,
+        kh,
+        kw,
+        sh: 1,
+        sw: 1,
+        ph: kh - 1 - g.ph,
+        pw: kw - 1 - g.pw,
+        ho: g.h,
+        wo: g.w,
+    };
+    (wf, gt)
+}
+
+/// Input gradient of a stride-1 convolution written (or added) straight into the gradients of the parts
+/// its input was concatenated from. Needs [`transposed_is_stride1`].
+///
+/// # Safety
+/// As for [`super::direct::conv2d_stride1_into`], with `outs` covering Cin channels.
+pub(crate) unsafe fn conv2d_input_grad_into<T: Float>(dy: &[T], w: &[T], g: &Geom, outs: &[super::direct::OutPart<T>]) {
+    debug_assert!(transposed_is_stride1(g));
+    let (wf, gt) = flip_for_input_grad(w, g);
+    // SAFETY: forwarded from the caller.
+    unsafe { super::direct::conv2d_stride1_into(&[(dy, gt.cin)], &wf, None, &gt, None, outs) };
+}
+
+/// The masked gradient `g * (y > 0 ? 1 : slope)` (or `g` itself when there is no activation) and, if
+/// asked, its sum over (N, H, W) per channel (the bias gradient), in one pass over the data.
+pub(crate) fn masked_grad_and_bias<T: Float>(
+    g: &[T],
+    y: &[T],
+    slope: Option<T>,
+    n: usize,
+    c: usize,
+    plane: usize,
+    want_bias: bool,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let mut gp = slope.map(|_| vec![T::ZERO; g.len()]);
+    // Per sample: the masked values and that sample's channel sums; samples summed in order afterwards
+    // (deterministic whatever the thread count).
+    let sums: Vec<Vec<T>> = match gp.as_mut() {
+        Some(gp) => {
+            let a = slope.unwrap_or(T::ONE);
+            gp.par_chunks_mut(c * plane)
+                .enumerate()
+                .map(|(ni, out)| {
+                    let mut sums = vec![T::ZERO; if want_bias { c } else { 0 }];
+                    for ch in 0..c {
+                        let base = (ni * c + ch) * plane;
+                        let mut acc = T::ZERO;
+                        for ((o, &gv), &yv) in out[ch * plane..(ch + 1) * plane].iter_mut().zip(&g[base..base + plane]).zip(&y[base..base + plane]) {
+                            let v = if yv > T::ZERO { gv } else { gv * a };
+                            *o = v;
+                            acc += v;
+                        }
+                        if want_bias {
+                            sums[ch] = acc;
+                        }
+                    }
+                    sums
+                })
+                .collect()
+        }
+        None if want_bias => (0..n)
+            .into_par_iter()
+            .map(|ni| (0..c).map(|ch| g[(ni * c + ch) * plane..(ni * c + ch + 1) * plane].iter().fold(T::ZERO, |s, &v| s + v)).collect())
+            .collect(),
+        None => Vec::new(),
+    };
+    let bias = want_bias.then(|| {
+        let mut b = vec![T::ZERO; c];
+        for s in &sums {
+            for (b, &v) in b.iter_mut().zip(s) {
+                *b += v;
+            }
+        }
+        b
+    });
+    (gp, bias)
+}
+
+/// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
+pub(crate) fn conv2d_input_grad<T: Float>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    if transposed_is_stride1(g) {
+        let (wf, gt) = flip_for_input_grad(w, g);
         return conv2d(dy, &wf, None, &gt);
     }
     // General strides: cols (K, P) = W^T dy_n, then scatter-add into dx with col2im.

@@ -130,17 +130,54 @@ impl<T: Float> Plan<T> {
     }
 }
 
+/// Where a forward convolution writes its output channels: consecutive groups of channels, each in its own
+/// (N, channels, Ho, Wo) buffer, either overwritten or added to. The input gradient of a dense-block
+/// convolution goes straight into the gradients of the tensors that were concatenated, adding to what
+/// their other uses contributed, instead of being split and summed afterwards.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPart<T> {
+    pub ptr: *mut T,
+    pub channels: usize,
+    pub accumulate: bool,
+}
+unsafe impl<T> Send for OutPart<T> {}
+unsafe impl<T> Sync for OutPart<T> {}
+
 /// Forward convolution for stride 1: x (N, Cin, H, W) given as channel parts, w (Cout, Cin, kh, kw) ->
 /// (N, Cout, Ho, Wo), followed by LeakyReLU with `slope` if given (applied while the output tile is
 /// copied out of the accumulator, so the activation costs no extra pass over memory).
 pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&[T]>, g: &Geom, slope: Option<T>) -> Vec<T> {
+    let mut out = vec![T::ZERO; g.n * g.out_sample()];
+    let whole = [OutPart { ptr: out.as_mut_ptr(), channels: g.cout, accumulate: false }];
+    // SAFETY: `out` holds N x Cout x Ho x Wo values.
+    unsafe { conv2d_stride1_into(x, w, bias, g, slope, &whole) };
+    out
+}
+
+/// [`conv2d_stride1`] writing (or adding) into `outs`, whose channel counts add up to Cout.
+///
+/// # Safety
+/// Each `outs[j].ptr` must be valid for N x channels_j x Ho x Wo values and not alias the inputs or
+/// another part.
+pub(crate) unsafe fn conv2d_stride1_into<T: Float>(
+    x: &Parts<'_, T>,
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Geom,
+    slope: Option<T>,
+    outs: &[OutPart<T>],
+) {
     debug_assert!(g.sh == 1 && g.sw == 1);
+    debug_assert_eq!(outs.iter().map(|o| o.channels).sum::<usize>(), g.cout);
     let pl = plan(w, g);
     let k = g.k();
     let nr = pl.kern.nr;
-    let mut out = vec![T::ZERO; g.n * g.out_sample()];
+    let plane = g.ho * g.wo;
+    // Output channel co -> (part, channel within the part).
+    let route: Vec<(usize, usize)> =
+        outs.iter().enumerate().flat_map(|(j, o)| (0..o.channels).map(move |c| (j, c))).collect();
     let threads = rayon::current_num_threads();
-    let sample = |ni: usize, o: &mut [T], split: bool| {
+    let sample = |ni: usize, split: bool| {
         let mut xpad = vec![T::ZERO; pl.xlen];
         pad_parts(x, ni, g, pl.hp, pl.wp, &mut xpad);
         let mut cbuf = vec![T::ZERO; pl.mpad * pl.qr];
@@ -166,16 +203,29 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&
             // SAFETY: cbuf is mpad x qr.
             unsafe { pl.compute(k, &xpad, cp.0, 0, pl.qr) };
         }
-        for co in 0..g.cout {
+        for (co, &(j, cl)) in route.iter().enumerate() {
+            let part = outs[j];
+            // SAFETY: sample ni's channel cl of part j, inside the buffer the caller vouched for; samples
+            // are written by one task each.
+            let o = unsafe { std::slice::from_raw_parts_mut(part.ptr.add((ni * part.channels + cl) * plane), plane) };
             for oh in 0..g.ho {
                 let src = co * pl.qr + oh * pl.wp;
-                let dst = (co * g.ho + oh) * g.wo;
-                let (d, c) = (&mut o[dst..dst + g.wo], &cbuf[src..src + g.wo]);
-                match slope {
-                    None => d.copy_from_slice(c),
-                    Some(a) => {
+                let (d, c) = (&mut o[oh * g.wo..(oh + 1) * g.wo], &cbuf[src..src + g.wo]);
+                match (slope, part.accumulate) {
+                    (None, false) => d.copy_from_slice(c),
+                    (None, true) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d += v;
+                        }
+                    }
+                    (Some(a), false) => {
                         for (d, &v) in d.iter_mut().zip(c) {
                             *d = if v > T::ZERO { v } else { v * a };
+                        }
+                    }
+                    (Some(a), true) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d += if v > T::ZERO { v } else { v * a };
                         }
                     }
                 }
@@ -183,11 +233,10 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&
         }
     };
     if g.n >= threads {
-        out.par_chunks_mut(g.out_sample()).enumerate().for_each(|(ni, o)| sample(ni, o, false));
+        (0..g.n).into_par_iter().for_each(|ni| sample(ni, false));
     } else {
-        out.chunks_mut(g.out_sample()).enumerate().for_each(|(ni, o)| sample(ni, o, true));
+        (0..g.n).for_each(|ni| sample(ni, true));
     }
-    out
 }
 
 /// Weight gradient for stride 1: dW^T (taps, Cout) = sum_n im2col(x_n) (taps, Q) * dy_n^T (Q, Cout).

@@ -420,6 +420,159 @@ impl Backward for ConvConcatBackward {
         }
         Ok(grads)
     }
+
+    fn backward_accumulate(
+        &self,
+        inputs: &[Tensor],
+        out: &Tensor,
+        g: &Tensor,
+        acc: Vec<Option<Tensor>>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let m = self.cins.len();
+        let mut operands: Vec<&Tensor> = inputs.iter().collect();
+        operands.extend([out, g]);
+        let geom = if all_cpu(&operands) { self.geom(inputs, out)? } else { None };
+        match geom {
+            Some(geom) if cpu::transposed_is_stride1(&geom) && cpu::fused_supported(&geom) => match inputs[m].dtype() {
+                DType::F32 => self.fused_backward::<f32>(inputs, out, g, acc, &geom),
+                DType::F64 => self.fused_backward::<f64>(inputs, out, g, acc, &geom),
+            },
+            _ => crate::autograd::accumulate_default(self, inputs, out, g, acc),
+        }
+    }
+}
+
+impl ConvConcatBackward {
+    fn geom(&self, inputs: &[Tensor], out: &Tensor) -> Result<Option<Geom>> {
+        let m = self.cins.len();
+        let (n, _, h, w) = inputs[0].dims4("conv2d_concat_backward")?;
+        let (cout, cin, kh, kw) = inputs[m].dims4("conv2d_concat_backward")?;
+        let (_, _, ho, wo) = out.dims4("conv2d_concat_backward")?;
+        let (stride, padding) = (self.stride, self.padding);
+        Ok(Some(Geom { n, cin, h, w, cout, kh, kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1, ho, wo }))
+    }
+
+    /// The CPU backward in three passes: the masked gradient and the bias gradient together; the input
+    /// gradient written (or added) straight into each part's gradient; the weight gradient over the parts.
+    fn fused_backward<T: Float>(
+        &self,
+        inputs: &[Tensor],
+        out: &Tensor,
+        g: &Tensor,
+        mut acc: Vec<Option<Tensor>>,
+        geom: &Geom,
+    ) -> Result<Vec<Option<Tensor>>> {
+        use crate::autograd::{add_into, is_unique};
+        use direct::OutPart;
+        let m = self.cins.len();
+        let (xs, w) = (&inputs[..m], &inputs[m]);
+        let bias = inputs.get(m + 1).filter(|b| b.tracks_grad());
+        let plane = geom.ho * geom.wo;
+        let tensor = |v: Vec<T>, shape: Vec<usize>| Tensor::from_storage(Storage::Cpu(T::into_storage(v)), shape);
+
+        let (gp_owned, gb) = {
+            let _p = crate::profile::scope(
+                if self.slope.is_some() { "leaky_relu_grad" } else { "sum" },
+                g.numel() as f64,
+                crate::profile::bytes_of(g, 3 * g.numel()),
+            );
+            let guards = [g.storage(), out.storage()];
+            let c = cpu_storages("conv2d_concat_backward", &guards)?;
+            cpu::masked_grad_and_bias(data::<T>(c[0]), data::<T>(c[1]), self.slope.map(T::from_f64), geom.n, geom.cout, plane, bias.is_some())
+        };
+        let g_guard = g.storage();
+        let gp: &[T] = match &gp_owned {
+            Some(v) => v,
+            None => data::<T>(cpu_storages("conv2d_concat_backward", std::slice::from_ref(&g_guard))?[0]),
+        };
+        let mut totals: Vec<Option<Tensor>> = vec![None; inputs.len()];
+
+        if xs.iter().any(|x| x.tracks_grad()) {
+            let _p = crate::profile::scope(
+                "conv2d_input_grad",
+                2.0 * (geom.n * geom.cout * plane * geom.cin * geom.kh * geom.kw) as f64,
+                crate::profile::bytes_of(g, g.numel() + w.numel() + geom.n * geom.in_sample()),
+            );
+            // Per part: add into its accumulated gradient when that buffer is ours alone, else write a
+            // new buffer (starting from a copy of a shared accumulated gradient).
+            let mut fresh: Vec<Option<Vec<T>>> = vec![None; m];
+            let mut in_place: Vec<Option<Tensor>> = vec![None; m];
+            for i in 0..m {
+                let len = geom.n * self.cins[i] * geom.h * geom.w;
+                match acc[i].take() {
+                    Some(a) if xs[i].tracks_grad() && is_unique(&a) && a.dtype() == T::DTYPE && a.numel() == len && all_cpu(&[&a]) => {
+                        in_place[i] = Some(a);
+                    }
+                    Some(a) => {
+                        fresh[i] = Some(a.to_vec::<T>()?);
+                        in_place[i] = None;
+                        acc[i] = None;
+                    }
+                    None => fresh[i] = Some(vec![T::ZERO; len]),
+                }
+            }
+            let mut guards: Vec<Option<std::sync::RwLockWriteGuard<'_, Storage>>> =
+                in_place.iter().map(|t| t.as_ref().map(|t| t.storage_arc().write().unwrap_or_else(|e| e.into_inner()))).collect();
+            let mut outs = Vec::with_capacity(m);
+            for i in 0..m {
+                let (ptr, accumulate) = match (&mut guards[i], &mut fresh[i]) {
+                    (Some(guard), _) => match &mut **guard {
+                        Storage::Cpu(cs) => (T::slice_of_mut(cs).expect("dtype checked").as_mut_ptr(), true),
+                        #[allow(unreachable_patterns)]
+                        _ => unreachable!("checked to be a CPU tensor"),
+                    },
+                    (None, Some(v)) => (v.as_mut_ptr(), true),
+                    (None, None) => unreachable!("every part has a target"),
+                };
+                outs.push(OutPart { ptr, channels: self.cins[i], accumulate });
+            }
+            let wg = w.storage();
+            let wd = data::<T>(cpu_storages("conv2d_concat_backward", std::slice::from_ref(&wg))?[0]);
+            // SAFETY: every target holds N x Ci x H x W values (checked or allocated above), the write
+            // guards keep them exclusive, and they are distinct buffers from gp and w.
+            unsafe { cpu::conv2d_input_grad_into(gp, wd, geom, &outs) };
+            drop(guards);
+            for i in 0..m {
+                if !xs[i].tracks_grad() {
+                    continue;
+                }
+                totals[i] = match (in_place[i].take(), fresh[i].take()) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(v)) => Some(tensor(v, xs[i].shape().to_vec())),
+                    (None, None) => None,
+                };
+            }
+        }
+        if w.tracks_grad() {
+            let _p = crate::profile::scope(
+                "conv2d_weight_grad",
+                2.0 * (geom.n * geom.cout * plane * geom.cin * geom.kh * geom.kw) as f64,
+                crate::profile::bytes_of(g, g.numel() + geom.n * geom.in_sample() + w.numel()),
+            );
+            let guards: Vec<_> = xs.iter().map(|t| t.storage()).collect();
+            let c = cpu_storages("conv2d_concat_backward", &guards)?;
+            let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), self.cins[i])).collect();
+            let gw = tensor(cpu::conv2d_weight_grad_parts(&parts, gp, geom), w.shape().to_vec());
+            totals[m] = Some(match acc[m].take() {
+                Some(a) => add_into(a, &gw)?,
+                None => gw,
+            });
+        }
+        if let (Some(b), Some(gb)) = (bias, gb) {
+            let gb = tensor(gb, b.shape().to_vec());
+            totals[m + 1] = Some(match acc[m + 1].take() {
+                Some(a) => add_into(a, &gb)?,
+                None => gb,
+            });
+        }
+        // Accumulated gradients of operands this op gives no gradient (not tracked) pass through.
+        for (t, a) in totals.iter_mut().zip(acc) {
+            if t.is_none() {
+                *t = a;
+            }
+        }
+        Ok(totals)
+    }
 }
 
 /// Backward of [`Tensor::conv2d_weight_grad_concat`] (inputs: the parts, then grad_out), given the gradient
