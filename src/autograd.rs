@@ -91,6 +91,7 @@ pub(crate) fn is_unique(t: &Tensor) -> bool {
 pub(crate) fn add_into(acc: Tensor, g: &Tensor) -> Result<Tensor> {
     use crate::storage::{CpuStorage, Storage};
     if acc.shape() == g.shape() && acc.dtype() == g.dtype() && is_unique(&acc) {
+        let _p = crate::profile::scope("add_into", acc.numel() as f64, crate::profile::bytes_of(&acc, 3 * acc.numel()));
         let done = {
             let mut dst = acc.storage_arc().write().unwrap_or_else(|e| e.into_inner());
             let src = g.storage();
@@ -107,7 +108,6 @@ pub(crate) fn add_into(acc: Tensor, g: &Tensor) -> Result<Tensor> {
             }
         };
         if done {
-            let _p = crate::profile::scope("add_into", acc.numel() as f64, crate::profile::bytes_of(&acc, 3 * acc.numel()));
             return Ok(acc);
         }
     }

@@ -137,3 +137,31 @@ fn dense_chain_accumulates_gradients_like_the_composition() {
         }
     }
 }
+
+/// Frozen weights: the bias gradient then comes from its own pass, and the input gradient still matches.
+#[test]
+fn frozen_weight_still_gives_input_and_bias_gradients() {
+    let mut rng = Rng::new(21);
+    let (a, b) = (randn(&[2, 3, 5, 5], DType::F64, &mut rng), randn(&[2, 2, 5, 5], DType::F64, &mut rng));
+    let w = Tensor::randn(&[4, 5, 3, 3], 0.3, DType::F64, &mut rng); // no gradient
+    let bias = randn(&[4], DType::F64, &mut rng);
+    let grads = |fused: bool| -> Vec<Vec<f64>> {
+        for t in [&a, &b, &bias] {
+            t.zero_grad();
+        }
+        let y = if fused {
+            Tensor::conv2d_concat(&[&a, &b], &w, Some(&bias), (1, 1), (1, 1), Some(0.1)).unwrap()
+        } else {
+            Tensor::concat(&[&a, &b], 1).unwrap().conv2d(&w, Some(&bias), (1, 1), (1, 1)).unwrap().leaky_relu(0.1).unwrap()
+        };
+        y.mul(&y).unwrap().sum_all().unwrap().backward().unwrap();
+        [&a, &b, &bias].iter().map(|t| t.grad().unwrap().to_vec_f64().unwrap()).collect()
+    };
+    let (r, f) = (grads(false), grads(true));
+    for (k, (rv, fv)) in r.iter().zip(&f).enumerate() {
+        for (&u, &v) in rv.iter().zip(fv) {
+            assert!((u - v).abs() <= 1e-10 * (1.0 + u.abs()), "operand {k}: composed {u}, fused {v}");
+        }
+    }
+    assert!(w.grad().is_none(), "a weight without requires_grad got a gradient");
+}

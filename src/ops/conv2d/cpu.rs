@@ -177,13 +177,21 @@ pub(crate) fn conv2d_parts<T: Float>(x: &super::direct::Parts<'_, T>, w: &[T], b
     super::direct::conv2d_stride1(x, w, bias, g, slope)
 }
 
-/// Weight gradient over an input given as channel parts. Only where [`fused_supported`] holds.
-pub(crate) fn conv2d_weight_grad_parts<T: Float>(x: &super::direct::Parts<'_, T>, dy: &[T], g: &Geom) -> Vec<T> {
+/// Weight gradient over an input given as channel parts, with dy read through `mask` if given, and the
+/// bias gradient (channel sums of the masked dy) from the same pass if `want_bias`. Only where
+/// [`fused_supported`] holds.
+pub(crate) fn conv2d_weight_grad_parts<T: Float>(
+    x: &super::direct::Parts<'_, T>,
+    dy: &[T],
+    g: &Geom,
+    mask: Option<&super::direct::Mask<'_, T>>,
+    want_bias: bool,
+) -> (Vec<T>, Option<Vec<T>>) {
     debug_assert!(fused_supported(g));
     if g.cout * g.k() == 0 {
-        return vec![T::ZERO; g.cout * g.k()];
+        return (vec![T::ZERO; g.cout * g.k()], want_bias.then(|| vec![T::ZERO; g.cout]));
     }
-    super::direct::conv2d_weight_grad_stride1(x, dy, g)
+    super::direct::conv2d_weight_grad_stride1(x, dy, g, mask, want_bias)
 }
 
 /// Whether the input gradient is itself a stride-1 convolution (see [`flip_for_input_grad`]).
@@ -229,11 +237,17 @@ fn flip_for_input_grad<T: Float>(w: &[T], g: &Geom) -> (Vec<T>, Geom) {
 ///
 /// # Safety
 /// As for [`super::direct::conv2d_stride1_into`], with `outs` covering Cin channels.
-pub(crate) unsafe fn conv2d_input_grad_into<T: Float>(dy: &[T], w: &[T], g: &Geom, outs: &[super::direct::OutPart<T>]) {
+pub(crate) unsafe fn conv2d_input_grad_into<T: Float>(
+    dy: &[T],
+    mask: Option<&super::direct::Mask<'_, T>>,
+    w: &[T],
+    g: &Geom,
+    outs: &[super::direct::OutPart<T>],
+) {
     debug_assert!(transposed_is_stride1(g));
     let (wf, gt) = flip_for_input_grad(w, g);
     // SAFETY: forwarded from the caller.
-    unsafe { super::direct::conv2d_stride1_into(&[(dy, gt.cin)], &wf, None, &gt, None, outs) };
+    unsafe { super::direct::conv2d_stride1_into(&[(dy, gt.cin)], mask, &wf, None, &gt, None, outs) };
 }
 
 /// The masked gradient `g * (y > 0 ? 1 : slope)` (or `g` itself when there is no activation) and, if
@@ -319,7 +333,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         return vec![T::ZERO; size];
     }
     if g.sh == 1 && g.sw == 1 && g.p() > 0 {
-        return super::direct::conv2d_weight_grad_stride1(&[(x, g.cin)], dy, g);
+        return super::direct::conv2d_weight_grad_stride1(&[(x, g.cin)], dy, g, None, false).0;
     }
     let level = SimdLevel::detect();
     let per = g.n.div_ceil(g.n.min(WGRAD_GROUPS));

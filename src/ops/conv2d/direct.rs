@@ -21,18 +21,44 @@ const KC: usize = 192;
 /// (data of all N samples, its channel count).
 pub(crate) type Parts<'a, T> = [(&'a [T], usize)];
 
-/// Copy sample `ni` of the channel groups into the zero-padded image `xpad` (channel planes Hp x Wp).
-fn pad_parts<T: Float>(parts: &Parts<'_, T>, ni: usize, g: &Geom, hp: usize, wp: usize, xpad: &mut [T]) {
+/// A LeakyReLU's derivative applied to a gradient as it is read: `v * (y > 0 ? 1 : slope)`, with `y` the
+/// activation's output (same layout as the gradient). Backward passes fold it into the copies they make
+/// anyway (padding, transposing) instead of writing the masked gradient first.
+#[derive(Clone, Copy)]
+pub(crate) struct Mask<'a, T> {
+    pub y: &'a [T],
+    pub slope: T,
+}
+
+impl<T: Float> Mask<'_, T> {
+    #[inline(always)]
+    fn apply(&self, v: T, i: usize) -> T {
+        if self.y[i] > T::ZERO { v } else { v * self.slope }
+    }
+}
+
+/// Copy sample `ni` of the channel groups into the zero-padded image `xpad` (channel planes Hp x Wp),
+/// through `mask` if given (then there is a single part, the masked gradient).
+fn pad_parts<T: Float>(parts: &Parts<'_, T>, ni: usize, g: &Geom, hp: usize, wp: usize, xpad: &mut [T], mask: Option<&Mask<'_, T>>) {
+    debug_assert!(mask.is_none() || parts.len() == 1);
     xpad.fill(T::ZERO);
     let plane = g.h * g.w;
     let mut ci = 0;
     for &(data, c) in parts {
-        let xs = &data[ni * c * plane..(ni + 1) * c * plane];
+        let base = ni * c * plane;
+        let xs = &data[base..base + c * plane];
         for cl in 0..c {
             for ih in 0..g.h {
                 let dst = (ci + cl) * hp * wp + (ih + g.ph) * wp + g.pw;
                 let src = (cl * g.h + ih) * g.w;
-                xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]);
+                match mask {
+                    None => xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]),
+                    Some(m) => {
+                        for (t, d) in xpad[dst..dst + g.w].iter_mut().enumerate() {
+                            *d = m.apply(xs[src + t], base + src + t);
+                        }
+                    }
+                }
             }
         }
         ci += c;
@@ -150,17 +176,19 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&
     let mut out = vec![T::ZERO; g.n * g.out_sample()];
     let whole = [OutPart { ptr: out.as_mut_ptr(), channels: g.cout, accumulate: false }];
     // SAFETY: `out` holds N x Cout x Ho x Wo values.
-    unsafe { conv2d_stride1_into(x, w, bias, g, slope, &whole) };
+    unsafe { conv2d_stride1_into(x, None, w, bias, g, slope, &whole) };
     out
 }
 
-/// [`conv2d_stride1`] writing (or adding) into `outs`, whose channel counts add up to Cout.
+/// [`conv2d_stride1`] writing (or adding) into `outs`, whose channel counts add up to Cout, with the
+/// input read through `mask` if given (a single part).
 ///
 /// # Safety
 /// Each `outs[j].ptr` must be valid for N x channels_j x Ho x Wo values and not alias the inputs or
 /// another part.
 pub(crate) unsafe fn conv2d_stride1_into<T: Float>(
     x: &Parts<'_, T>,
+    mask: Option<&Mask<'_, T>>,
     w: &[T],
     bias: Option<&[T]>,
     g: &Geom,
@@ -179,7 +207,7 @@ pub(crate) unsafe fn conv2d_stride1_into<T: Float>(
     let threads = rayon::current_num_threads();
     let sample = |ni: usize, split: bool| {
         let mut xpad = vec![T::ZERO; pl.xlen];
-        pad_parts(x, ni, g, pl.hp, pl.wp, &mut xpad);
+        pad_parts(x, ni, g, pl.hp, pl.wp, &mut xpad, mask);
         let mut cbuf = vec![T::ZERO; pl.mpad * pl.qr];
         if let Some(b) = bias {
             for (co, &bv) in b.iter().enumerate() {
@@ -245,7 +273,16 @@ pub(crate) unsafe fn conv2d_stride1_into<T: Float>(
 /// padded image shifted by ci*Hp*Wp + i*Wp + j, so the shifted-A micro-kernels read it in place; dy_n^T is
 /// laid out once per sample (zero in the dropped columns and the padded output channels). Samples are
 /// summed in fixed groups so the result does not depend on the thread count.
-pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &Parts<'_, T>, dy: &[T], g: &Geom) -> Vec<T> {
+///
+/// `dy` is read through `mask` if given; with `want_bias` the per-channel sums of the (masked) dy, the
+/// bias gradient, come out of the same pass.
+pub(crate) fn conv2d_weight_grad_stride1<T: Float>(
+    x: &Parts<'_, T>,
+    dy: &[T],
+    g: &Geom,
+    mask: Option<&Mask<'_, T>>,
+    want_bias: bool,
+) -> (Vec<T>, Option<Vec<T>>) {
     debug_assert!(g.sh == 1 && g.sw == 1);
     const GROUPS: usize = 8;
     let kern = shifted::select_a::<T>(SimdLevel::detect(), g.cout);
@@ -266,18 +303,30 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &Parts<'_, T>, dy: &[T], g
     let groups = g.n.div_ceil(per);
     let threads = rayon::current_num_threads();
     let panels = kpad / mr;
-    let group = |gi: usize| -> Vec<T> {
+    let group = |gi: usize| -> (Vec<T>, Vec<T>) {
         let mut acc = vec![T::ZERO; kpad * coutp];
+        let mut bsum = vec![T::ZERO; if want_bias { g.cout } else { 0 }];
         let mut xpad = vec![T::ZERO; xlen];
         let mut dyt = vec![T::ZERO; q * coutp];
         for ni in gi * per..((gi + 1) * per).min(g.n) {
-            pad_parts(x, ni, g, hp, wp, &mut xpad);
-            let dys = &dy[ni * g.out_sample()..(ni + 1) * g.out_sample()];
+            pad_parts(x, ni, g, hp, wp, &mut xpad, None);
+            let base = ni * g.out_sample();
+            let dys = &dy[base..base + g.out_sample()];
             for co in 0..g.cout {
+                let mut s = T::ZERO;
                 for oh in 0..g.ho {
                     for ow in 0..g.wo {
-                        dyt[(oh * wp + ow) * coutp + co] = dys[(co * g.ho + oh) * g.wo + ow];
+                        let i = (co * g.ho + oh) * g.wo + ow;
+                        let v = match mask {
+                            None => dys[i],
+                            Some(m) => m.apply(dys[i], base + i),
+                        };
+                        dyt[(oh * wp + ow) * coutp + co] = v;
+                        s += v;
                     }
+                }
+                if want_bias {
+                    bsum[co] += s;
                 }
             }
             let run = |pi: usize, rows: &mut [T]| {
@@ -296,13 +345,17 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &Parts<'_, T>, dy: &[T], g
             }
             let _ = panels;
         }
-        acc
+        (acc, bsum)
     };
-    let partials: Vec<Vec<T>> = if groups < threads { (0..groups).map(group).collect() } else { (0..groups).into_par_iter().map(group).collect() };
+    let partials: Vec<(Vec<T>, Vec<T>)> =
+        if groups < threads { (0..groups).map(group).collect() } else { (0..groups).into_par_iter().map(group).collect() };
     let mut it = partials.into_iter();
-    let mut sum = it.next().expect("at least one group");
-    for part in it {
+    let (mut sum, mut bias) = it.next().expect("at least one group");
+    for (part, bpart) in it {
         for (d, v) in sum.iter_mut().zip(part) {
+            *d += v;
+        }
+        for (d, v) in bias.iter_mut().zip(bpart) {
             *d += v;
         }
     }
@@ -312,5 +365,5 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &Parts<'_, T>, dy: &[T], g
             dw[co * k + p] = sum[p * coutp + co];
         }
     }
-    dw
+    (dw, want_bias.then_some(bias))
 }

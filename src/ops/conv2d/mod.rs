@@ -470,21 +470,19 @@ impl ConvConcatBackward {
         let plane = geom.ho * geom.wo;
         let tensor = |v: Vec<T>, shape: Vec<usize>| Tensor::from_storage(Storage::Cpu(T::into_storage(v)), shape);
 
-        let (gp_owned, gb) = {
-            let _p = crate::profile::scope(
-                if self.slope.is_some() { "leaky_relu_grad" } else { "sum" },
-                g.numel() as f64,
-                crate::profile::bytes_of(g, 3 * g.numel()),
-            );
-            let guards = [g.storage(), out.storage()];
-            let c = cpu_storages("conv2d_concat_backward", &guards)?;
-            cpu::masked_grad_and_bias(data::<T>(c[0]), data::<T>(c[1]), self.slope.map(T::from_f64), geom.n, geom.cout, plane, bias.is_some())
-        };
-        let g_guard = g.storage();
-        let gp: &[T] = match &gp_owned {
-            Some(v) => v,
-            None => data::<T>(cpu_storages("conv2d_concat_backward", std::slice::from_ref(&g_guard))?[0]),
-        };
+        // The LeakyReLU's mask is applied as the input- and weight-gradient kernels copy g into their own
+        // layouts, and the bias gradient is summed in the weight-gradient pass: the masked gradient is
+        // never written. Only a bias without a weight gradient needs a pass of its own.
+        let (g_guard, y_guard) = (g.storage(), out.storage());
+        let gy = cpu_storages("conv2d_concat_backward", std::slice::from_ref(&g_guard))?;
+        let yy = cpu_storages("conv2d_concat_backward", std::slice::from_ref(&y_guard))?;
+        let (gd, yd) = (data::<T>(gy[0]), data::<T>(yy[0]));
+        let mask = self.slope.map(|a| direct::Mask { y: yd, slope: T::from_f64(a) });
+        let mut gb: Option<Vec<T>> = None;
+        if bias.is_some() && !w.tracks_grad() {
+            let _p = crate::profile::scope("sum", g.numel() as f64, crate::profile::bytes_of(g, 2 * g.numel()));
+            gb = cpu::masked_grad_and_bias(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane, true).1;
+        }
         let mut totals: Vec<Option<Tensor>> = vec![None; inputs.len()];
 
         if xs.iter().any(|x| x.tracks_grad()) {
@@ -530,7 +528,7 @@ impl ConvConcatBackward {
             let wd = data::<T>(cpu_storages("conv2d_concat_backward", std::slice::from_ref(&wg))?[0]);
             // SAFETY: every target holds N x Ci x H x W values (checked or allocated above), the write
             // guards keep them exclusive, and they are distinct buffers from gp and w.
-            unsafe { cpu::conv2d_input_grad_into(gp, wd, geom, &outs) };
+            unsafe { cpu::conv2d_input_grad_into(gd, mask.as_ref(), wd, geom, &outs) };
             drop(guards);
             for i in 0..m {
                 if !xs[i].tracks_grad() {
@@ -552,7 +550,11 @@ impl ConvConcatBackward {
             let guards: Vec<_> = xs.iter().map(|t| t.storage()).collect();
             let c = cpu_storages("conv2d_concat_backward", &guards)?;
             let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), self.cins[i])).collect();
-            let gw = tensor(cpu::conv2d_weight_grad_parts(&parts, gp, geom), w.shape().to_vec());
+            let (gw, sums) = cpu::conv2d_weight_grad_parts(&parts, gd, geom, mask.as_ref(), bias.is_some());
+            if sums.is_some() {
+                gb = sums;
+            }
+            let gw = tensor(gw, w.shape().to_vec());
             totals[m] = Some(match acc[m].take() {
                 Some(a) => add_into(a, &gw)?,
                 None => gw,
@@ -725,7 +727,7 @@ impl Tensor {
             let m = inputs.len();
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| {
                 let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), cins[i])).collect();
-                cpu::conv2d_weight_grad_parts::<T>(&parts, data(c[m]), &g)
+                cpu::conv2d_weight_grad_parts::<T>(&parts, data(c[m]), &g, None, false).0
             }))
         };
         Ok(Tensor::from_op(
