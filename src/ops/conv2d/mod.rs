@@ -393,32 +393,6 @@ fn all_cpu(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| matches!(&*t.storage(), Storage::Cpu(_)))
 }
 
-/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU, from its output `y` (valid for slope >= 0,
-/// where y > 0 exactly when the input was). One pass on the CPU; `leaky_step` and `mul` elsewhere.
-fn leaky_relu_grad(g: &Tensor, y: &Tensor, slope: f64) -> Result<Tensor> {
-    struct LeakyGradBackward(f64);
-    impl Backward for LeakyGradBackward {
-        fn name(&self) -> &'static str {
-            "leaky_relu_grad"
-        }
-        fn backward(&self, inputs: &[Tensor], _: &Tensor, gg: &Tensor) -> Result<Vec<Option<Tensor>>> {
-            // Linear in g with the same mask; the mask has no gradient.
-            Ok(vec![Some(leaky_relu_grad(gg, &inputs[1], self.0)?), None])
-        }
-    }
-    if !all_cpu(&[g, y]) || g.shape() != y.shape() || g.dtype() != y.dtype() {
-        return g.mul(&y.unary(crate::ops::unary::UnaryOp::LeakyStep(slope))?);
-    }
-    let n = g.numel();
-    let _p = crate::profile::scope("leaky_relu_grad", n as f64, crate::profile::bytes_of(g, 3 * n));
-    let storage = {
-        let guards = [g.storage(), y.storage()];
-        let c = cpu_storages("leaky_relu_grad", &guards)?;
-        Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::leaky_relu_grad::<T>(data(c[0]), data(c[1]), T::from_f64(slope))))
-    };
-    Ok(Tensor::from_op(storage, g.shape().to_vec(), &[g, y], LeakyGradBackward(slope)))
-}
-
 /// Backward of [`Tensor::conv2d_concat`]: inputs are the parts, the weight and (if any) the bias.
 struct ConvConcatBackward {
     cins: Vec<usize>,
@@ -434,7 +408,8 @@ impl Backward for ConvConcatBackward {
         let m = self.cins.len();
         let (xs, w) = (&inputs[..m], &inputs[m]);
         let gp = match self.slope {
-            Some(a) => leaky_relu_grad(g, out, a)?,
+            // The mask read from the output: for slope >= 0, out > 0 exactly where the input was.
+            Some(a) => crate::ops::unary::masked_grad(g, out, a)?,
             None => g.clone(),
         };
         let mut grads: Vec<Option<Tensor>> = vec![None; inputs.len()];
@@ -521,7 +496,7 @@ impl ConvConcatBackward {
         let mut gb: Option<Vec<T>> = None;
         if bias.is_some() && !w.tracks_grad() {
             let _p = crate::profile::scope("sum", g.numel() as f64, crate::profile::bytes_of(g, 2 * g.numel()));
-            gb = cpu::masked_grad_and_bias(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane, true).1;
+            gb = Some(cpu::masked_bias_grad(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane));
         }
         let mut totals: Vec<Option<Tensor>> = vec![None; inputs.len()];
 
