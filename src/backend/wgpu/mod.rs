@@ -82,6 +82,9 @@ pub struct WgpuBackend {
     batch: Mutex<Batch>,
     /// Timestamp-query profiling, when enabled and the adapter supports it.
     timing: Mutex<Option<timing::Timer>>,
+    /// Submit and wait after every dispatch (profiling without timestamp queries: host timers around an
+    /// op then measure its device time).
+    serialize: std::sync::atomic::AtomicBool,
     /// Errors raised outside any error scope (the device reports them asynchronously); the next call that
     /// checks returns the first one instead of letting wgpu's default handler panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -179,6 +182,7 @@ impl WgpuBackend {
             pool: Pool::new(pool::DEFAULT_IDLE_LIMIT),
             batch: Mutex::default(),
             timing: Mutex::new(None),
+            serialize: Default::default(),
             uncaptured,
         }))
     }
@@ -272,6 +276,13 @@ impl WgpuBackend {
         )?;
         *lock(&self.timing) = Some(t);
         Ok(true)
+    }
+
+    /// Submit and wait after every dispatch (see the field); for profiling on adapters without timestamp
+    /// queries. Slows everything down.
+    pub fn set_serialize(&self, on: bool) -> Result<()> {
+        self.serialize.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.synchronize()
     }
 
     /// Number of compute pipelines built so far (each (shader, entry point) is built once).
@@ -658,6 +669,11 @@ impl WgpuBackend {
         );
         b.dispatches += 1;
         b.last = what;
+        if self.serialize.load(std::sync::atomic::Ordering::Relaxed) && res.is_ok() {
+            self.submit_locked(&mut b)?;
+            drop(b);
+            return self.synchronize();
+        }
         if res.is_err() || b.dispatches >= BATCH_MAX {
             let sub = self.submit_locked(&mut b);
             res?;
