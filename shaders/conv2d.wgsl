@@ -12,8 +12,8 @@
 // Blocking: a workgroup of 64 invocations owns 64 consecutive GEMM columns and 16 rows; each invocation
 // keeps one column's 16 results in four vec4 accumulators. Per depth step it loads one B value (its own
 // column; neighbouring invocations read neighbouring addresses) and 16 A values that are the same for the
-// whole workgroup (the weights of 16 output channels), so every loaded B value feeds 16 FMAs and no
-// workgroup memory or barrier is needed. (A 64x64 tile staged through workgroup memory, the textbook GPU
+// whole workgroup (e.g. the weights of 16 output channels), as four vec4 from the packed A operand, so
+// every loaded B value feeds 16 FMAs and no workgroup memory or barrier is needed. (A 64x64 tile staged through workgroup memory, the textbook GPU
 // layout, measured 3x slower on lavapipe, where a barrier switches coroutines and tile reads become
 // gathers; this layout is also sound on GPUs, the A values being broadcast from cache.)
 //
@@ -21,7 +21,8 @@
 // SIMD): each invocation's column is decomposed once, and the decomposition of the depth index k comes
 // from a per-shape table `ktab` built and cached on the host (src/ops/conv2d/wgpu.rs).
 //
-// Bindings: src0 (0), src1 (1), bias (2, forward with bias only), dst (3), uniform (4), ktab (5).
+// Bindings: src0 (0, the B source), src1 (1, packed A), bias (2, forward with bias only), dst (3),
+// uniform (4), ktab (5).
 // The loop is written out once per entry point (WGSL has no generics); keep the copies identical except
 // for their loaders and stores.
 
@@ -52,10 +53,17 @@ struct Params {
     // bit 0: add bias; bit 1: LeakyReLU with `slope` (forward only).
     flags: u32,
     slope: f32,
+    // Row count of the packed A operand (gm rounded up to 16).
+    mp: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src0: array<f32>;
-@group(0) @binding(1) var<storage, read> src1: array<f32>;
+// The A operand packed by the host as [k][row] with the row count padded to `mp` (a multiple of 16, the
+// padding zero): the 16 values a workgroup needs per depth step are four aligned vec4 loads.
+@group(0) @binding(1) var<storage, read> src1: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
@@ -71,7 +79,7 @@ fn pick(c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>, i: u32) -> f
     }
 }
 
-// Forward: rows = Cout, columns = N*Ho*Wo, depth = Cin*kh*kw; src0 = x, src1 = w.
+// Forward: rows = Cout, columns = N*Ho*Wo, depth = Cin*kh*kw; src0 = x, src1 = w packed as [k][co].
 @compute @workgroup_size(64)
 fn conv2d_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -97,8 +105,6 @@ fn conv2d_forward(
         ih0 = i32((pp / p.wo) * p.sh) - i32(p.ph);
         iw0 = i32((pp % p.wo) * p.sw) - i32(p.pw);
     }
-    // Rows past the end read the last row (valid memory) and are not stored.
-    let last = p.gm - 1u;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -114,10 +120,11 @@ fn conv2d_forward(
                 vb = src0[x_base + tk.y + u32(ih) * p.w + u32(iw)];
             }
         }
-        c0 += vb * vec4<f32>(src1[min(r0, last) * p.gk + k], src1[min(r0 + 1u, last) * p.gk + k], src1[min(r0 + 2u, last) * p.gk + k], src1[min(r0 + 3u, last) * p.gk + k]);
-        c1 += vb * vec4<f32>(src1[min(r0 + 4u, last) * p.gk + k], src1[min(r0 + 5u, last) * p.gk + k], src1[min(r0 + 6u, last) * p.gk + k], src1[min(r0 + 7u, last) * p.gk + k]);
-        c2 += vb * vec4<f32>(src1[min(r0 + 8u, last) * p.gk + k], src1[min(r0 + 9u, last) * p.gk + k], src1[min(r0 + 10u, last) * p.gk + k], src1[min(r0 + 11u, last) * p.gk + k]);
-        c3 += vb * vec4<f32>(src1[min(r0 + 12u, last) * p.gk + k], src1[min(r0 + 13u, last) * p.gk + k], src1[min(r0 + 14u, last) * p.gk + k], src1[min(r0 + 15u, last) * p.gk + k]);
+        let ab = (k * p.mp + r0) / 4u;
+        c0 += vb * src1[ab];
+        c1 += vb * src1[ab + 1u];
+        c2 += vb * src1[ab + 2u];
+        c3 += vb * src1[ab + 3u];
     }
     if (!col_ok) {
         return;
@@ -164,8 +171,6 @@ fn conv2d_forward_nobias(
         ih0 = i32((pp / p.wo) * p.sh) - i32(p.ph);
         iw0 = i32((pp % p.wo) * p.sw) - i32(p.pw);
     }
-    // Rows past the end read the last row (valid memory) and are not stored.
-    let last = p.gm - 1u;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -181,10 +186,11 @@ fn conv2d_forward_nobias(
                 vb = src0[x_base + tk.y + u32(ih) * p.w + u32(iw)];
             }
         }
-        c0 += vb * vec4<f32>(src1[min(r0, last) * p.gk + k], src1[min(r0 + 1u, last) * p.gk + k], src1[min(r0 + 2u, last) * p.gk + k], src1[min(r0 + 3u, last) * p.gk + k]);
-        c1 += vb * vec4<f32>(src1[min(r0 + 4u, last) * p.gk + k], src1[min(r0 + 5u, last) * p.gk + k], src1[min(r0 + 6u, last) * p.gk + k], src1[min(r0 + 7u, last) * p.gk + k]);
-        c2 += vb * vec4<f32>(src1[min(r0 + 8u, last) * p.gk + k], src1[min(r0 + 9u, last) * p.gk + k], src1[min(r0 + 10u, last) * p.gk + k], src1[min(r0 + 11u, last) * p.gk + k]);
-        c3 += vb * vec4<f32>(src1[min(r0 + 12u, last) * p.gk + k], src1[min(r0 + 13u, last) * p.gk + k], src1[min(r0 + 14u, last) * p.gk + k], src1[min(r0 + 15u, last) * p.gk + k]);
+        let ab = (k * p.mp + r0) / 4u;
+        c0 += vb * src1[ab];
+        c1 += vb * src1[ab + 1u];
+        c2 += vb * src1[ab + 2u];
+        c3 += vb * src1[ab + 3u];
     }
     if (!col_ok) {
         return;
@@ -202,7 +208,7 @@ fn conv2d_forward_nobias(
     }
 }
 
-// Input gradient: rows = Cin, columns = N*H*W, depth = Cout*kh*kw; src0 = dy, src1 = w.
+// Input gradient: rows = Cin, columns = N*H*W, depth = Cout*kh*kw; src0 = dy, src1 = w packed as [(co, i, j)][ci].
 @compute @workgroup_size(64)
 fn conv2d_input_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -229,8 +235,6 @@ fn conv2d_input_grad(
         iwp = i32(q % p.w + p.pw);
     }
     let unit_stride = p.sh == 1u && p.sw == 1u;
-    // Rows past the end read the last row (valid memory) and are not stored.
-    let last = p.gm - 1u;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -239,7 +243,7 @@ fn conv2d_input_grad(
         let tk = ktab[k];
         var vb = 0.0;
         if (col_ok) {
-            // ktab[k] = (as above, co * Ho * Wo, i, j).
+            // ktab[k] = (-, co * Ho * Wo, i, j) for k = (co, i, j).
             let ohs = ihp - i32(tk.z);
             let ows = iwp - i32(tk.w);
             if (ohs >= 0 && ows >= 0) {
@@ -256,10 +260,11 @@ fn conv2d_input_grad(
                 }
             }
         }
-        c0 += vb * vec4<f32>(src1[tk.x + min(r0, last) * p.kh * p.kw], src1[tk.x + min(r0 + 1u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 2u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 3u, last) * p.kh * p.kw]);
-        c1 += vb * vec4<f32>(src1[tk.x + min(r0 + 4u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 5u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 6u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 7u, last) * p.kh * p.kw]);
-        c2 += vb * vec4<f32>(src1[tk.x + min(r0 + 8u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 9u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 10u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 11u, last) * p.kh * p.kw]);
-        c3 += vb * vec4<f32>(src1[tk.x + min(r0 + 12u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 13u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 14u, last) * p.kh * p.kw], src1[tk.x + min(r0 + 15u, last) * p.kh * p.kw]);
+        let ab = (k * p.mp + r0) / 4u;
+        c0 += vb * src1[ab];
+        c1 += vb * src1[ab + 1u];
+        c2 += vb * src1[ab + 2u];
+        c3 += vb * src1[ab + 3u];
     }
     if (!col_ok) {
         return;
@@ -274,7 +279,7 @@ fn conv2d_input_grad(
     }
 }
 
-// Weight gradient: rows = Cout, columns = Cin*kh*kw, depth = N*Ho*Wo; src0 = x, src1 = dy.
+// Weight gradient: rows = Cout, columns = Cin*kh*kw, depth = N*Ho*Wo; src0 = x, src1 = dy packed as [(n, oh, ow)][co].
 @compute @workgroup_size(64)
 fn conv2d_weight_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -299,8 +304,6 @@ fn conv2d_weight_grad(
         ci_j = i32(col % p.kw);
     }
     let plane = p.ho * p.wo;
-    // Rows past the end read the last row (valid memory) and are not stored.
-    let last = p.gm - 1u;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -309,17 +312,18 @@ fn conv2d_weight_grad(
         let tk = ktab[k];
         var vb = 0.0;
         if (col_ok) {
-            // ktab[k] = (as above, n * Cin * H * W, oh * sh - ph, ow * sw - pw) (the last two as i32 bits).
+            // ktab[k] = (-, n * Cin * H * W, oh * sh - ph, ow * sw - pw) for k = (n, oh, ow), the last two as i32 bits.
             let ih = bitcast<i32>(tk.z) + ci_i;
             let iw = bitcast<i32>(tk.w) + ci_j;
             if (ih >= 0 && iw >= 0 && ih < i32(p.h) && iw < i32(p.w)) {
                 vb = src0[tk.y + x_c + u32(ih) * p.w + u32(iw)];
             }
         }
-        c0 += vb * vec4<f32>(src1[tk.x + min(r0, last) * plane], src1[tk.x + min(r0 + 1u, last) * plane], src1[tk.x + min(r0 + 2u, last) * plane], src1[tk.x + min(r0 + 3u, last) * plane]);
-        c1 += vb * vec4<f32>(src1[tk.x + min(r0 + 4u, last) * plane], src1[tk.x + min(r0 + 5u, last) * plane], src1[tk.x + min(r0 + 6u, last) * plane], src1[tk.x + min(r0 + 7u, last) * plane]);
-        c2 += vb * vec4<f32>(src1[tk.x + min(r0 + 8u, last) * plane], src1[tk.x + min(r0 + 9u, last) * plane], src1[tk.x + min(r0 + 10u, last) * plane], src1[tk.x + min(r0 + 11u, last) * plane]);
-        c3 += vb * vec4<f32>(src1[tk.x + min(r0 + 12u, last) * plane], src1[tk.x + min(r0 + 13u, last) * plane], src1[tk.x + min(r0 + 14u, last) * plane], src1[tk.x + min(r0 + 15u, last) * plane]);
+        let ab = (k * p.mp + r0) / 4u;
+        c0 += vb * src1[ab];
+        c1 += vb * src1[ab + 1u];
+        c2 += vb * src1[ab + 2u];
+        c3 += vb * src1[ab + 3u];
     }
     if (!col_ok) {
         return;

@@ -35,6 +35,8 @@ struct Params {
     tiles_n: u32,
     flags: u32,
     slope: f32,
+    mp: u32,
+    _pad: [u32; 3],
 }
 
 fn params(op: &'static str, g: &Geom, (gm, gn, gk): (usize, usize, usize), flags: u32, slope: f32) -> Result<Params> {
@@ -62,7 +64,20 @@ fn params(op: &'static str, g: &Geom, (gm, gn, gk): (usize, usize, usize), flags
         tiles_n: f(gn.div_ceil(COLS))?,
         flags,
         slope,
+        mp: f(gm.next_multiple_of(ROWS))?,
+        _pad: [0; 3],
     })
+}
+
+/// The A operand of a GEMM packed as [k][row] with the rows padded to a multiple of 16 (zeros): `src`
+/// viewed through `shape` / `strides` (row axis first) is copied so that A[row, k] lands at
+/// `k * mp + row`; `dst_strides` are the packed strides of the same view.
+fn pack_a(be: &WgpuBackend, src: &WgpuBuffer, gm: usize, gk: usize, shape: &[usize], strides: &[usize], dst_strides: &[usize]) -> Result<WgpuBuffer> {
+    let mp = gm.next_multiple_of(ROWS);
+    // Zeroed only when there are padding rows to keep at zero.
+    let out = if mp == gm { be.alloc(gk * mp)? } else { be.zeros(gk * mp)? };
+    crate::ops::layout::wgpu::strided_copy_into(be, "conv2d (packing)", src, 0, strides, &out, 0, dst_strides, shape)?;
+    Ok(out)
 }
 
 /// Which depth table (see conv2d.wgsl's `ktab`) an entry point reads.
@@ -153,7 +168,10 @@ pub fn conv2d_wgpu(be: &WgpuBackend, x: &WgpuBuffer, w: &WgpuBuffer, bias: Optio
     let flags = u32::from(bias.is_some()) | (u32::from(leaky.is_some()) << 1);
     let p = params("conv2d", g, (g.cout, g.n * g.p(), g.k()), flags, leaky.unwrap_or(0.0))?;
     let tab = table(be, Table::Taps, g)?;
-    let mut bound = vec![(0, x), (1, w), (3, &out), (5, &*tab)];
+    let (m, k) = (g.cout, g.k());
+    let mp = m.next_multiple_of(ROWS);
+    let wp = pack_a(be, w, m, k, &[m, k], &[k, 1], &[1, mp])?;
+    let mut bound = vec![(0, x), (1, &wp), (3, &out), (5, &*tab)];
     if let Some(b) = bias {
         bound.push((2, b));
     }
@@ -174,7 +192,10 @@ pub fn conv2d_input_grad_wgpu(be: &WgpuBackend, dy: &WgpuBuffer, w: &WgpuBuffer,
     }
     let p = params("conv2d_input_grad", g, (g.cin, g.n * g.h * g.w, g.cout * g.kh * g.kw), 0, 0.0)?;
     let tab = table(be, Table::InputGrad, g)?;
-    be.dispatch_at(SHADER, "conv2d_input_grad", &[(0, dy), (1, w), (3, &out), (5, &*tab)], 4, bytemuck::bytes_of(&p), tiles(&p))?;
+    // A[ci, (co, r)] = w[co, ci, r] for tap r, packed at (co * taps + r) * mp + ci.
+    let (taps, mp) = (g.kh * g.kw, g.cin.next_multiple_of(ROWS));
+    let wp = pack_a(be, w, g.cin, g.cout * taps, &[g.cin, g.cout, taps], &[taps, g.cin * taps, 1], &[1, taps * mp, mp])?;
+    be.dispatch_at(SHADER, "conv2d_input_grad", &[(0, dy), (1, &wp), (3, &out), (5, &*tab)], 4, bytemuck::bytes_of(&p), tiles(&p))?;
     Ok(out)
 }
 
@@ -191,6 +212,9 @@ pub fn conv2d_weight_grad_wgpu(be: &WgpuBackend, x: &WgpuBuffer, dy: &WgpuBuffer
     }
     let p = params("conv2d_weight_grad", g, (g.cout, g.k(), g.n * g.p()), 0, 0.0)?;
     let tab = table(be, Table::Positions, g)?;
-    be.dispatch_at(SHADER, "conv2d_weight_grad", &[(0, x), (1, dy), (3, &out), (5, &*tab)], 4, bytemuck::bytes_of(&p), tiles(&p))?;
+    // A[co, (n, q)] = dy[n, co, q] for output position q, packed at (n * P + q) * mp + co.
+    let (pl, mp) = (g.p(), g.cout.next_multiple_of(ROWS));
+    let dyp = pack_a(be, dy, g.cout, g.n * pl, &[g.cout, g.n, pl], &[pl, g.cout * pl, 1], &[1, pl * mp, mp])?;
+    be.dispatch_at(SHADER, "conv2d_weight_grad", &[(0, x), (1, &dyp), (3, &out), (5, &*tab)], 4, bytemuck::bytes_of(&p), tiles(&p))?;
     Ok(out)
 }
