@@ -671,6 +671,31 @@ impl Tensor {
         }
         let named: Vec<(&str, &Tensor)> = all.iter().map(|t| ("operand", *t)).collect();
         same_dtype(OP, &named)?;
+        #[cfg(feature = "wgpu")]
+        if all.iter().all(|t| matches!(&*t.storage(), Storage::Wgpu(_))) {
+            // One kernel for conv + bias + LeakyReLU; the parts are joined first (the shader reads one
+            // input tensor). The backward rule is the fused op's own, which runs on wgpu through ops.
+            let name = if slope.is_some() { "conv2d_leaky_relu" } else { "conv2d" };
+            let _p = crate::profile::scope(
+                name,
+                2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64,
+                crate::profile::bytes_of(weight, g.n * g.in_sample() + weight.numel() + g.n * g.out_sample()),
+            );
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { crate::autograd::no_grad(|| Tensor::concat(inputs, 1))? };
+            let mut operands = vec![&x, weight];
+            operands.extend(bias);
+            let storage = {
+                let guards: Vec<_> = operands.iter().map(|t| t.storage()).collect();
+                match wgpu_storages(OP, &guards)? {
+                    Some((be, b)) => {
+                        let out = wgpu::conv2d_wgpu(&be, b[0], b[1], b.get(2).copied(), &g, slope.map(|a| a as f32))?;
+                        crate::backend::wgpu::storage(&be, out)
+                    }
+                    None => return Err(Error::Unsupported { op: OP, device: x.device().name() }),
+                }
+            };
+            return Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }));
+        }
         if !all_cpu(&all) || !cpu::fused_supported(&g) {
             let x = if inputs.len() == 1 { inputs[0].clone() } else { Tensor::concat(inputs, 1)? };
             let y = x.conv2d(weight, bias, stride, padding)?;
