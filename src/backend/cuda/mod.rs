@@ -42,6 +42,11 @@ use crate::{Error, Result};
 pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("elementwise.cu", include_str!("../../../kernels/elementwise.cu")),
     ("haar.cu", include_str!("../../../kernels/haar.cu")),
+    ("reduce.cu", include_str!("../../../kernels/reduce.cu")),
+    ("layout.cu", include_str!("../../../kernels/layout.cu")),
+    ("index.cu", include_str!("../../../kernels/index.cu")),
+    ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
+    ("pool.cu", include_str!("../../../kernels/pool.cu")),
 ];
 
 /// The source of kernels/`file`, from [`KERNEL_SOURCES`].

@@ -9,6 +9,8 @@
 //! (each is linear in each argument, and its adjoints are conv2d and the other primitive).
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod direct;
 pub mod reference;
 
@@ -226,6 +228,13 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(self, self.numel() + weight.numel() + n * cout * ho * wo));
         let storage = {
             let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let y = cuda::conv2d_cuda(&be, b[0], b[1], b.get(2).copied(), &g, None)?;
+                drop(b);
+                drop(guards);
+                return Ok(Tensor::from_op(Storage::Cuda(crate::storage::CudaStorage { buf: y, backend: be }), vec![n, cout, ho, wo], &inputs, Conv2dBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d::<T>(
                 data(c[0]),
@@ -271,6 +280,14 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(grad_out, grad_out.numel() + weight.numel() + n * cin * h * w));
         let storage = {
             let guards = [grad_out.storage(), weight.storage()];
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let buf = cuda::conv2d_input_grad_cuda(&be, b[0], b[1], &g)?;
+                drop(b);
+                drop(guards);
+                let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+                return Ok(Tensor::from_op(s, vec![n, cin, h, w], &[grad_out, weight], InputGradBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_input_grad::<T>(data(c[0]), data(c[1]), &g)))
         };
@@ -310,6 +327,14 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(input, input.numel() + grad_out.numel() + cout * cin * kh * kw));
         let storage = {
             let guards = [input.storage(), grad_out.storage()];
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let buf = cuda::conv2d_weight_grad_cuda(&be, b[0], b[1], &g)?;
+                drop(b);
+                drop(guards);
+                let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+                return Ok(Tensor::from_op(s, vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_weight_grad::<T>(data(c[0]), data(c[1]), &g)))
         };

@@ -6,6 +6,8 @@
 //! the padding may be at most half the kernel, so every window holds at least one input element.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use std::sync::Arc;
 
@@ -66,6 +68,8 @@ impl Backward for AvgPoolBackward {
                 let _p = crate::profile::scope("avg_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
                 Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d_backward(v, &self.0)))
             }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::avg_pool2d_backward_cuda(&s.backend, &s.buf, &self.0)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "avg_pool2d_backward", device: other.device_name() }),
         };
@@ -87,6 +91,11 @@ impl Backward for MaxPoolBackward {
                 let _p = crate::profile::scope("max_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
                 Storage::Cpu(cpu_map!(s, |v| cpu::max_pool2d_backward(v, &self.idx, &self.geom)))
             }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => match &*inputs[0].storage() {
+                Storage::Cuda(x) => s.wrap(cuda::max_pool2d_backward_cuda(&s.backend, &x.buf, &s.buf, &self.geom)?),
+                other => return Err(Error::Mismatch { op: "max_pool2d_backward", msg: format!("gradient on {} but input on {}", s.backend.name(), other.device_name()) }),
+            },
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max_pool2d_backward", device: other.device_name() }),
         };
@@ -103,6 +112,8 @@ impl Tensor {
         let _p = crate::profile::scope("avg_pool2d", 0.0, crate::profile::bytes_of(self, self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d(v, &g))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::avg_pool2d_cuda(&s.backend, &s.buf, &g)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "avg_pool2d", device: other.device_name() }),
         };
@@ -127,6 +138,9 @@ impl Tensor {
                     (Storage::Cpu(CpuStorage::F64(o)), i)
                 }
             },
+            // No index list on CUDA: the backward kernel finds each window's maximum again.
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => (s.wrap(cuda::max_pool2d_cuda(&s.backend, &s.buf, &g)?), Vec::new()),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max_pool2d", device: other.device_name() }),
         };

@@ -1,6 +1,8 @@
 //! Reductions: sum and mean (all, or over axes), `sum_to` (undo a broadcast), max over an axis.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use std::sync::Arc;
 
@@ -46,12 +48,19 @@ impl Backward for MaxBackward {
     fn name(&self) -> &'static str {
         "max"
     }
-    fn backward(&self, _: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    // Only the CUDA arm needs the input (it finds the maximum again instead of keeping indices on the device).
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn backward(&self, inputs: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let _p = crate::profile::scope("max_backward", 0.0, crate::profile::bytes_of(g, self.outer * self.n * self.inner));
         let s = match &*g.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::max_axis_backward(
                 v, &self.idx, self.outer, self.n, self.inner
             ))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(gs) => match &*inputs[0].storage() {
+                Storage::Cuda(xs) => gs.wrap(cuda::max_axis_backward_cuda(&gs.backend, &xs.buf, &gs.buf, self.outer, self.n, self.inner)?),
+                other => return Err(Error::Mismatch { op: "max_backward", msg: format!("gradient on {} but input on {}", gs.backend.name(), other.device_name()) }),
+            },
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max_backward", device: other.device_name() }),
         };
@@ -68,6 +77,8 @@ impl Tensor {
             self.shape().iter().zip(&keep).map(|(&d, &k)| if k { d } else { 1 }).collect();
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::sum_axes(v, self.shape(), &keep))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::sum_axes_cuda(&s.backend, &s.buf, self.shape(), &keep)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "sum", device: other.device_name() }),
         };
@@ -140,6 +151,11 @@ impl Tensor {
                     (Storage::Cpu(crate::storage::CpuStorage::F64(vals)), idx)
                 }
             },
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(st) => {
+                let (vals, idx) = cuda::max_axis_cuda(&st.backend, &st.buf, outer, n, inner)?;
+                (st.wrap(vals), idx)
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max", device: other.device_name() }),
         };
