@@ -80,18 +80,20 @@ struct MatmulOp {
     __device__ __forceinline__ void store(int m, int n, float v) const { C[(long long)m * N + n] = v; }
 };
 
-// C[b] (M x N) = A[b] (M x K) * B[b] (K x N), row-major, for b < batch; a stride of 0 shares an operand
-// across the batch (a linear layer's weight). Grid (N tiles, M tiles, min(batch, 65535)).
+// C[b] (M x N) = A[b] (M x K) * B[b] (K x N), row-major, for b = batch_base + blockIdx.z; a stride of 0
+// shares an operand across the batch (a linear layer's weight). Grid (N tiles, M tiles, batch entries);
+// the host launches batches above 65535 (gridDim.z's limit) in several launches via batch_base. One
+// batch entry per block rather than a loop over the batch: the loop's 64-bit pointer arithmetic cost
+// registers that sm_90 then spilled.
 extern "C" __global__ void __launch_bounds__(GEMM_THREADS) matmul_f32(const float *__restrict__ A,
                                                                      const float *__restrict__ B,
                                                                      float *__restrict__ C, int M, int N, int K,
                                                                      long long stride_a, long long stride_b,
-                                                                     long long stride_c, int batch)
+                                                                     long long stride_c, int batch_base)
 {
-    for (int bi = blockIdx.z; bi < batch; bi += gridDim.z) {
-        MatmulOp op{A + bi * stride_a, B + bi * stride_b, C + bi * stride_c, K, N};
-        gemm_tile(op, M, N, 0, K);
-    }
+    const long long bi = (long long)batch_base + blockIdx.z;
+    MatmulOp op{A + bi * stride_a, B + bi * stride_b, C + bi * stride_c, K, N};
+    gemm_tile(op, M, N, 0, K);
 }
 
 // ------------------------------------------------------------------ conv2d

@@ -107,6 +107,14 @@ impl Device {
         matches!(self, Device::Cpu)
     }
 
+    /// A CUDA device (a GPU or the emulation).
+    pub fn is_cuda(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return matches!(self, Device::Cuda(_));
+        #[cfg(not(feature = "cuda"))]
+        false
+    }
+
     /// Parse a `--device` value. Unknown names and absent devices are errors that say what is wrong.
     pub fn parse(spec: &str) -> Result<Device> {
         match spec {

@@ -33,6 +33,8 @@ enum Cmd {
     Evaluate(cli::evaluate::EvaluateArgs),
     /// Train the ResNet-18 feature extractor (LFC's G) on clean data and save it.
     TrainFeatures(cli::train_features::TrainFeaturesArgs),
+    /// CUDA kernels: registers, shared memory and spills (NVRTC's ptxas report), launch configuration, occupancy.
+    Kernels(cli::kernels::KernelsArgs),
 }
 
 /// Ok(false): the command ran but its check failed (exit 1). Err: it could not run (exit 2).
@@ -47,6 +49,7 @@ fn run(cli: Cli) -> deephide::Result<bool> {
         Cmd::Reveal(a) => cli::hide::run_reveal(a),
         Cmd::Evaluate(a) => cli::evaluate::run(a),
         Cmd::TrainFeatures(a) => cli::train_features::run(a),
+        Cmd::Kernels(a) => cli::kernels::run(a),
     }
 }
 

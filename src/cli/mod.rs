@@ -4,6 +4,7 @@ pub mod bench;
 pub mod evaluate;
 pub mod gradcheck;
 pub mod hide;
+pub mod kernels;
 pub mod profile;
 pub mod semantic;
 pub mod train;

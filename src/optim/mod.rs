@@ -10,6 +10,8 @@ mod clip;
 mod schedule;
 mod sgd;
 
+#[cfg(feature = "cuda")]
+mod cuda;
 pub use adam::{Adam, AdamW};
 pub use clip::clip_grad_norm;
 pub use schedule::{CosineLr, LrSchedule, StepLr};

@@ -69,6 +69,11 @@ impl Optimizer for Sgd {
         let _guard = NoGradGuard::new();
         for (p, buf) in self.params.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_of("Sgd", p)? else { continue };
+            #[cfg(feature = "cuda")]
+            if let Some(b) = crate::optim::cuda::sgd_step(p, &g, buf.as_ref(), self.lr, self.momentum, self.dampening, self.weight_decay, self.nesterov)? {
+                *buf = b;
+                continue;
+            }
             let mut d = if self.weight_decay != 0.0 { g.add(&p.mul_scalar(self.weight_decay)?)? } else { g };
             if self.momentum != 0.0 {
                 let b = match buf.take() {

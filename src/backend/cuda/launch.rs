@@ -99,8 +99,6 @@ pub const LAUNCHES: &[LaunchShape] = shapes! {
     "batch_norm.cu": "bn_normalize_f32" => B256, Stride;
     "batch_norm.cu": "bn_backward_reduce_f32" => B256, PerOutput;
     "batch_norm.cu": "bn_backward_dx_f32" => B256, Stride;
-    "softmax.cu": "log_softmax_f32" => B256, PerOutput;
-    "softmax.cu": "log_softmax_backward_f32" => B256, PerOutput;
     "optim.cu": "sgd_step_f32" => B256, Stride;
     "optim.cu": "adam_step_f32" => B256, Stride;
 };

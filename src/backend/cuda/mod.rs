@@ -17,6 +17,7 @@ pub mod launch;
 pub mod nvrtc;
 pub mod pool;
 pub mod report;
+pub mod table;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +48,8 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("index.cu", include_str!("../../../kernels/index.cu")),
     ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
     ("pool.cu", include_str!("../../../kernels/pool.cu")),
+    ("batch_norm.cu", include_str!("../../../kernels/batch_norm.cu")),
+    ("optim.cu", include_str!("../../../kernels/optim.cu")),
 ];
 
 /// The source of kernels/`file`, from [`KERNEL_SOURCES`].

@@ -23,13 +23,16 @@ pub fn matmul_cuda(be: &CudaBackend, a: &CudaBuffer, b: &CudaBuffer, batch: usiz
         return be.zeros(batch * m * n);
     }
     let kernel = "matmul_f32";
-    let grid = (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, batch.min(65_535) as u32);
-    if grid.1 > 65_535 {
+    if m.div_ceil(TILE) > 65_535 {
         return Err(Error::shape("matmul", format!("{m} rows: at most {} on CUDA", 65_535 * TILE)));
     }
     let sb = if b_batched { (k * n) as i64 } else { 0 };
     let i = |v: usize| Arg::I32(v as i32);
     let l = |v: i64| Arg::U64(v as u64);
-    be.launch(FILE, kernel, be.grid_launch(kernel, grid), &[Arg::Buf(a), Arg::Buf(b), Arg::Buf(&c), i(m), i(n), i(k), l((m * k) as i64), l(sb), l((m * n) as i64), i(batch)])?;
+    // gridDim.z is limited to 65535: larger batches take several launches.
+    for base in (0..batch).step_by(65_535) {
+        let grid = (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, (batch - base).min(65_535) as u32);
+        be.launch(FILE, kernel, be.grid_launch(kernel, grid), &[Arg::Buf(a), Arg::Buf(b), Arg::Buf(&c), i(m), i(n), i(k), l((m * k) as i64), l(sb), l((m * n) as i64), i(base)])?;
+    }
     Ok(c)
 }
