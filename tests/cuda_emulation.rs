@@ -9,8 +9,7 @@
 mod common;
 
 use common::cuda_cases as cases;
-use deephide::backend::cuda::CudaBackend;
-use deephide::{DType, Device, Error, Tensor};
+use deephide::Device;
 
 fn emu() -> Device {
     Device::parse("cuda-emu").unwrap_or_else(|e| panic!("the CUDA emulation needs g++: {e}"))

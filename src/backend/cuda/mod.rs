@@ -477,6 +477,23 @@ impl CudaBackend {
     /// backend (checked). Under profiling, the launch is timed with CUDA events (or the host clock under
     /// emulation) and the device time is credited to the op that is running.
     pub fn launch(&self, file: &str, kernel: &str, cfg: Launch, args: &[Arg]) -> Result<()> {
+        let k = self.function(file, kernel)?;
+        self.launch_kernel(&k, cfg, args)
+    }
+
+    /// Kernel `kernel` of a CUDA source that is not one of [`KERNEL_SOURCES`], under the emulation only:
+    /// for tests of the emulator itself (kernels with deliberate bugs it must catch). Not cached.
+    pub fn emulated_kernel(&self, file: &'static str, source: &str, kernel: &str) -> Result<Kernel> {
+        let Engine::Emu(e) = &self.engine else {
+            return Err(Error::Device("emulated_kernel needs the cuda-emu device".into()));
+        };
+        let module = e.load_module(file, source)?;
+        Ok(Kernel { name: kernel.to_string(), file, inner: KernelInner::Emu(e.kernel(&module, file, kernel)?) })
+    }
+
+    /// Launches a kernel obtained from [`function`](Self::function) (see [`launch`](Self::launch)).
+    pub fn launch_kernel(&self, k: &Kernel, cfg: Launch, args: &[Arg]) -> Result<()> {
+        let (file, kernel) = (k.file, k.name.as_str());
         let what = || format!("kernel `{kernel}` (kernels/{file})");
         let (g, b) = (cfg.grid, cfg.block);
         if g.0 == 0 || g.1 == 0 || g.2 == 0 || g.1 > 65535 || g.2 > 65535 || b.0 * b.1 * b.2 == 0 || cfg.threads() > 1024 {
@@ -484,7 +501,6 @@ impl CudaBackend {
         }
         let bufs: Vec<&CudaBuffer> = args.iter().filter_map(|a| if let Arg::Buf(b) = a { Some(*b) } else { None }).collect();
         self.check_owned("launch", &bufs)?;
-        let k = self.function(file, kernel)?;
 
         // cuLaunchKernel's convention: one pointer per parameter, pointing at the parameter's value.
         // `values` holds the scalars (and device pointers) at stable addresses while `params` points into it.
