@@ -219,6 +219,33 @@ fn extra_cases(cs: &mut Vec<GradCase>, r: &mut Rng) {
         }
         cs.push(case("conv2d", desc, inputs, move |x| x[0].conv2d(&x[1], x.get(2), stride, pad)));
     }
+    // The fused dense-block convolution: parts read in place, LeakyReLU epilogue, and its weight gradient
+    // over parts (differentiated through conv2d_concat's backward). Non-zero slope so both sides of the
+    // activation carry gradient.
+    cs.push(case(
+        "conv2d_concat",
+        "parts (2,3,5,6)+(2,2,5,6) w(4,5,3,3) +bias leaky 0.2",
+        vec![randn(&[2, 3, 5, 6], r), randn(&[2, 2, 5, 6], r), randn(&[4, 5, 3, 3], r), randn(&[4], r)],
+        |x| Tensor::conv2d_concat(&[&x[0], &x[1]], &x[2], Some(&x[3]), (1, 1), (1, 1), Some(0.2)),
+    ));
+    cs.push(case(
+        "conv2d_concat",
+        "parts (1,1,4,4)+(1,2,4,4)+(1,1,4,4) w(3,4,3,3) no bias, linear",
+        vec![randn(&[1, 1, 4, 4], r), randn(&[1, 2, 4, 4], r), randn(&[1, 1, 4, 4], r), randn(&[3, 4, 3, 3], r)],
+        |x| Tensor::conv2d_concat(&[&x[0], &x[1], &x[2]], &x[3], None, (1, 1), (1, 1), None),
+    ));
+    cs.push(case(
+        "conv2d_leaky_relu",
+        "x(2,3,6,5) w(4,3,3,3) +bias s(2,2) slope 0.1 (composed path)",
+        vec![randn(&[2, 3, 6, 5], r), randn(&[4, 3, 3, 3], r), randn(&[4], r)],
+        |x| x[0].conv2d_leaky_relu(&x[1], Some(&x[2]), (2, 2), (1, 1), 0.1),
+    ));
+    cs.push(case(
+        "conv2d_weight_grad_concat",
+        "parts (2,2,5,5)+(2,1,5,5) dy(2,3,5,5)",
+        vec![randn(&[2, 2, 5, 5], r), randn(&[2, 1, 5, 5], r), randn(&[2, 3, 5, 5], r)],
+        |x| Tensor::conv2d_weight_grad_concat(&[&x[0], &x[1]], &x[2], (3, 3), (1, 1), (1, 1)),
+    ));
     for (xs, k, s, p) in [([2, 3, 6, 6], (2, 2), (2, 2), (0, 0)), ([1, 2, 5, 7], (3, 3), (2, 2), (1, 1)), ([2, 1, 5, 4], (3, 2), (1, 1), (1, 0))] {
         let desc = format!("{} k{:?} s{:?} p{:?}", fmt_shape(&xs), k, s, p);
         cs.push(case("avg_pool2d", desc.clone(), vec![randn(&xs, r)], move |x| x[0].avg_pool2d(k, s, p)));

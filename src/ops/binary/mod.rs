@@ -14,6 +14,8 @@ use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::{cpu_map2, Error, Result};
 
+pub(crate) use cpu::add_assign_slice;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
     Add,
