@@ -360,7 +360,8 @@ pub fn optim(dev: &Device) -> Result<(), String> {
     for (name, make) in makers {
         let mut results = Vec::new();
         for d in [Device::Cpu, dev.clone()] {
-            let p = init.to_device(&d).unwrap().detach().requires_grad_(true);
+            // A copy: on the CPU `to_device` shares storage, and the optimizer updates parameters in place.
+            let p = init.copy().unwrap().to_device(&d).unwrap().detach().requires_grad_(true);
             let tgt = target.to_device(&d).unwrap();
             let mut opt = make(vec![p.clone()]);
             for _ in 0..4 {

@@ -681,6 +681,23 @@ impl Tensor {
         }
         let named: Vec<(&str, &Tensor)> = all.iter().map(|t| ("operand", *t)).collect();
         same_dtype(OP, &named)?;
+        #[cfg(feature = "cuda")]
+        if all.iter().all(|t| t.device().is_cuda()) {
+            // One implicit-GEMM kernel with bias and LeakyReLU in its epilogue. The parts are joined first
+            // (outside the graph: the backward rule below differentiates with respect to the parts).
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { crate::autograd::no_grad(|| Tensor::concat(inputs, 1))? };
+            let name = if slope.is_some() { "conv2d_leaky_relu" } else { "conv2d" };
+            let _p = crate::profile::scope(name, 2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64, crate::profile::bytes_of(weight, g.n * g.in_sample() + weight.numel() + g.n * g.out_sample()));
+            let mut operands = vec![&x, weight];
+            operands.extend(bias);
+            let guards: Vec<_> = operands.iter().map(|t| t.storage()).collect();
+            let (be, b) = cuda::buffers(OP, &guards)?.ok_or_else(|| Error::Unsupported { op: OP, device: x.device().name() })?;
+            let y = cuda::conv2d_cuda(&be, b[0], b[1], b.get(2).copied(), &g, slope.map(|a| a as f32))?;
+            drop(b);
+            drop(guards);
+            let storage = Storage::Cuda(crate::storage::CudaStorage { buf: y, backend: be });
+            return Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }));
+        }
         if !all_cpu(&all) || !cpu::fused_supported(&g) {
             let x = if inputs.len() == 1 { inputs[0].clone() } else { Tensor::concat(inputs, 1)? };
             let y = x.conv2d(weight, bias, stride, padding)?;
