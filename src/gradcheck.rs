@@ -260,25 +260,38 @@ fn extra_cases(cs: &mut Vec<GradCase>, r: &mut Rng) {
     for p in net.parameters() {
         p.assign(&Tensor::randn(p.shape(), 0.1, DType::F64, r)).expect("same shape");
     }
-    let blk = net.blocks[0].clone();
-    let blk2 = blk.clone();
+    // The weights are captured f64 CPU tensors; on another device the inputs arrive as f32 there, and
+    // the weights must follow (`net_like`).
+    let (net, net2, net3, net4) = (net.clone(), net.clone(), net.clone(), net);
     cs.push(case("affine_coupling", "forward (2, 4, 3, 3) x2", vec![randn(&[2, 4, 3, 3], r), randn(&[2, 4, 3, 3], r)], move |x| {
-        let (a, b) = blk.forward(&x[0], &x[1])?;
+        let (a, b) = net_like(&net, &x[0])?.blocks[0].forward(&x[0], &x[1])?;
         Tensor::concat(&[&a, &b], 1)
     }));
     cs.push(case("affine_coupling", "reverse (1, 4, 2, 3) x2", vec![randn(&[1, 4, 2, 3], r), randn(&[1, 4, 2, 3], r)], move |x| {
-        let (a, b) = blk2.reverse(&x[0], &x[1])?;
+        let (a, b) = net_like(&net2, &x[0])?.blocks[0].reverse(&x[0], &x[1])?;
         Tensor::concat(&[&a, &b], 1)
     }));
-    let net2 = net.clone();
     cs.push(case("invertible_hiding", "hide 2 blocks (2, 1, 4, 4) x2", vec![randn(&[2, 1, 4, 4], r), randn(&[2, 1, 4, 4], r)], move |x| {
-        let h = net.hide(&x[0], &x[1])?;
+        let h = net_like(&net3, &x[0])?.hide(&x[0], &x[1])?;
         Tensor::concat(&[&h.stego.reshape(&[2, 16])?, &h.lost.reshape(&[2, 16])?], 1)
     }));
     cs.push(case("invertible_hiding", "reveal 2 blocks (1, 1, 4, 4) + z", vec![randn(&[1, 1, 4, 4], r), randn(&[1, 4, 2, 2], r)], move |x| {
-        let (c, s) = net2.reveal(&x[0], &x[1])?;
+        let (c, s) = net_like(&net4, &x[0])?.reveal(&x[0], &x[1])?;
         Tensor::concat(&[&c, &s], 1)
     }));
+}
+
+/// `net` itself when `like` is an f64 CPU tensor (the numeric side and CPU checks), else a copy of it
+/// with every parameter converted to `like`'s dtype and moved to its device.
+fn net_like(net: &InvertibleHiding, like: &Tensor) -> Result<InvertibleHiding> {
+    if like.device().is_cpu() && like.dtype() == DType::F64 {
+        return Ok(net.clone());
+    }
+    let copy = InvertibleHiding::new_with_dtype(net.cfg.clone(), 0, like.dtype())?;
+    for (dst, src) in copy.parameters().iter().zip(net.parameters()) {
+        dst.assign(&src.to_dtype(like.dtype())?.to_device(&like.device())?.detach())?;
+    }
+    Ok(copy)
 }
 
 /// The scalar whose gradient is checked: sum(f(inputs) * proj).

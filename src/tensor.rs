@@ -149,6 +149,13 @@ impl Tensor {
 
     /// Same shape, dtype and device as `self`, filled with `value`.
     pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        // On CUDA, fill on the device instead of uploading a host buffer.
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(be) = self.device() {
+            let buf = crate::ops::unary::cuda::fill_cuda(&be, self.numel(), value as f32)?;
+            let storage = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+            return Ok(Self::from_storage(storage, self.shape().to_vec()));
+        }
         Tensor::full(self.shape(), value, self.dtype()).to_device(&self.device())
     }
 
@@ -272,10 +279,12 @@ impl Tensor {
         Ok(Self::from_storage(storage, self.shape().to_vec()))
     }
 
-    /// Replace the values of this tensor with those of `src` (same shape, dtype and device). Used by
-    /// optimizers and weight loading; everything sharing the storage sees the new values.
+    /// Replace the values of this tensor with those of `src` (same shape and dtype). Used by optimizers
+    /// and weight loading; everything sharing the storage sees the new values. A `src` on another device
+    /// moves this tensor there: `p.assign(&p.to_device(d)?.detach())` is how parameters (shared by a
+    /// model and its optimizer) are put on a device.
     pub fn assign(&self, src: &Tensor) -> Result<()> {
-        if src.shape() != self.shape() || src.dtype() != self.dtype() || src.device() != self.device() {
+        if src.shape() != self.shape() || src.dtype() != self.dtype() {
             return Err(Error::Mismatch {
                 op: "assign",
                 msg: format!(

@@ -75,3 +75,23 @@ fn losses() {
 fn optimizers() {
     run("optim");
 }
+
+/// Tensors move to the emulated device and back, parameters move in place, and gradients flow back.
+#[test]
+fn tensors_move_between_cpu_and_emulated_device() {
+    let dev = emu();
+    let x = deephide::Tensor::from_vec((0..1000).map(|i| i as f32 * 0.5).collect(), &[10, 100]).unwrap();
+    let on = x.to_device(&dev).unwrap();
+    assert_eq!(on.device(), dev);
+    assert_eq!(on.to_device(&Device::Cpu).unwrap().to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
+    // Moving a parameter in place (how models go to a device), then a gradient flowing back to the CPU.
+    let p = deephide::Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad_(true);
+    p.assign(&p.to_device(&dev).unwrap().detach()).unwrap();
+    assert_eq!(p.device(), dev);
+    let leaf = deephide::Tensor::from_vec(vec![1.0f32, -1.0, 2.0], &[3]).unwrap().requires_grad_(true);
+    let loss = leaf.to_device(&dev).unwrap().mul(&p).unwrap().sum_all().unwrap();
+    loss.backward().unwrap();
+    let g = leaf.grad().unwrap();
+    assert!(g.device().is_cpu());
+    assert_eq!(g.to_vec_f32().unwrap(), vec![1.0, 2.0, 3.0]);
+}

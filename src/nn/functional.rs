@@ -142,7 +142,8 @@ pub fn batch_norm(
         })?;
         (mean, var)
     } else {
-        (running_mean.reshape(&bshape)?, running_var.reshape(&bshape)?)
+        // The running statistics may still be on the host (moved with the model or not): follow x.
+        (running_mean.to_device(&x.device())?.reshape(&bshape)?, running_var.to_device(&x.device())?.reshape(&bshape)?)
     };
     let inv_std = var.add_scalar(eps)?.sqrt()?.recip()?;
     let mut y = x.sub(&mean)?.mul(&inv_std)?;

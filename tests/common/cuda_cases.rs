@@ -283,9 +283,16 @@ pub fn conv2d(dev: &Device) -> Result<(), String> {
         let b = randn(&[cout], &mut rng);
         let what = format!("conv2d x{:?} w{:?} stride {s:?} pad {p:?}", x.shape(), wt.shape());
         check(dev, &what, &[x.clone(), wt.clone(), b], SUMS, |t| t[0].conv2d(&t[1], Some(&t[2]), s, p))?;
-        check(dev, &format!("{what} no bias"), &[x, wt], SUMS, |t| t[0].conv2d(&t[1], None, s, p))?;
+        check(dev, &format!("{what} no bias"), &[x.clone(), wt.clone()], SUMS, |t| t[0].conv2d(&t[1], None, s, p))?;
+        check(dev, &format!("{what} + leaky_relu"), &[x, wt], SUMS, |t| t[0].conv2d_leaky_relu(&t[1], None, s, p, 0.2))?;
     }
-    Ok(())
+    // The dense-block form: a convolution of the concatenation of feature maps, bias and LeakyReLU fused.
+    let parts = [randn(&[2, 3, 8, 7], &mut rng), randn(&[2, 5, 8, 7], &mut rng)];
+    let wt = randn(&[4, 8, 3, 3], &mut rng).mul_scalar(0.3).unwrap();
+    let b = randn(&[4], &mut rng);
+    check(dev, "conv2d_concat + leaky_relu", &[parts[0].clone(), parts[1].clone(), wt, b], SUMS, |t| {
+        Tensor::conv2d_concat(&[&t[0], &t[1]], &t[2], Some(&t[3]), (1, 1), (1, 1), Some(0.2))
+    })
 }
 
 pub fn haar(dev: &Device) -> Result<(), String> {
