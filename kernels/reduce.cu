@@ -82,6 +82,19 @@ extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) sum_reduce_f32(cons
     }
 }
 
+// The same sum with one thread per output, for short reductions (the host picks it when `count` is
+// small): a block per output would leave most of its threads idle and pay two barriers per output.
+extern "C" __global__ void sum_reduce_short_f32(const float *__restrict__ x, float *__restrict__ out, ReduceArgs p)
+{
+    const unsigned long long stride = (unsigned long long)blockDim.x * gridDim.x;
+    for (unsigned long long o = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; o < p.outputs; o += stride) {
+        const unsigned long long base = space_offset(o, p.out_rank, p.out_shape, p.out_strides);
+        float acc = 0.0f;
+        for (unsigned long long r = 0; r < p.count; ++r) acc += x[base + space_offset(r, p.red_rank, p.red_shape, p.red_strides)];
+        out[o] = acc;
+    }
+}
+
 // Maximum over the middle axis of x seen as (outer, n, inner), with the index of the first maximum
 // (written as the bits of an unsigned int into a float buffer; the host reads it back as integers).
 // One thread per (outer, inner) pair: neighbouring threads read neighbouring `inner` positions.

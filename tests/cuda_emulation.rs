@@ -95,3 +95,18 @@ fn tensors_move_between_cpu_and_emulated_device() {
     assert!(g.device().is_cpu());
     assert_eq!(g.to_vec_f32().unwrap(), vec![1.0, 2.0, 3.0]);
 }
+
+/// `deephide gradcheck --device cuda-emu` through the binary, on the ops with the most device code.
+#[test]
+fn gradcheck_passes_on_the_emulated_device() {
+    for op in ["conv2d_concat", "batch_norm", "max_pool2d", "log_softmax"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_deephide"))
+            .args(["gradcheck", "--device", "cuda-emu", "--op", op])
+            .output()
+            .expect("run deephide");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "gradcheck --op {op} on cuda-emu failed:\n{stdout}\n{stderr}");
+        assert!(stderr.contains("gradcheck on cuda-emu"), "{stderr}");
+        assert!(stdout.contains(" 0 failed") && !stdout.contains(" 0 passed"), "{stdout}");
+    }
+}

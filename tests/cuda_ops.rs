@@ -38,3 +38,21 @@ fn tensors_round_trip_between_cpu_and_gpu() {
     let back = x.to_device(&dev).unwrap().to_device(&Device::Cpu).unwrap();
     assert_eq!(back.to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
 }
+
+/// The CLI on `--device cuda`: the gradient checks pass on a GPU; without one the command fails with
+/// exit status 2 and a one-line reason, never a panic.
+#[test]
+fn cli_on_device_cuda() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deephide"))
+        .args(["gradcheck", "--device", "cuda", "--op", "conv2d"])
+        .output()
+        .expect("run deephide");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if gpu().is_some() {
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+        assert!(stderr.starts_with("error: device error: CUDA is unavailable"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

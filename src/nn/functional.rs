@@ -11,6 +11,10 @@ use crate::{Error, Result};
 /// log(softmax(x)) along `axis`, computed as x - max - log(sum(exp(x - max))) for stability.
 /// The shift is detached: log_softmax does not depend on it, so no gradient is lost.
 pub fn log_softmax(x: &Tensor, ax: isize) -> Result<Tensor> {
+    // One fused kernel where the device has it.
+    if x.device().is_cuda() {
+        return x.log_softmax_fused(ax);
+    }
     let m = x.max_axis(ax, true)?.detach();
     let s = x.sub(&m)?;
     let lse = s.exp()?.sum_axes(&[ax], true)?.log()?;

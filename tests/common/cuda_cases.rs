@@ -193,6 +193,9 @@ pub fn reduce(dev: &Device) -> Result<(), String> {
         check(dev, &format!("sum {ax:?}"), std::slice::from_ref(&x), SUMS, |t| t[0].sum_axes(ax, false))?;
         check(dev, &format!("mean keepdim {ax:?}"), std::slice::from_ref(&x), SUMS, |t| t[0].mean_axes(ax, true))?;
     }
+    // Many short reductions (one thread per output) and a few long ones (a block per output).
+    check(dev, "sum of 3000 pairs", &[randn(&[3000, 2], &mut rng)], SUMS, |t| t[0].sum_axes(&[1], false))?;
+    check(dev, "sum of 70 columns of 65", &[randn(&[65, 70], &mut rng)], SUMS, |t| t[0].sum_axes(&[0], false))?;
     let long = randn(&[5000, 3], &mut rng);
     check(dev, "sum over 5000 rows", &[long.clone()], SUMS, |t| t[0].sum_axes(&[0], false))?;
     check(dev, "sum_all of 15000", &[long], Tol { atol: 1e-3, rtol: 1e-4 }, |t| t[0].sum_all())?;

@@ -135,16 +135,18 @@ pub(crate) struct EmuKernel {
     entry: EntryFn,
 }
 
+/// One emulated launch at a time in the whole process: a library's globals (`gridDim`, `blockDim`, the
+/// launch state) and a kernel's `__shared__` statics belong to the running launch, and every backend
+/// that loads the same kernel file shares one copy of the library (the loader returns the same handle).
+static RUN: Mutex<()> = Mutex::new(());
+
 /// The emulated device: compiles kernel files on first use and runs launches one at a time.
-pub(crate) struct Emu {
-    /// One launch at a time (one stream), and a kernel's `__shared__` statics belong to it while it runs.
-    run: Mutex<()>,
-}
+pub(crate) struct Emu {}
 
 impl Emu {
     pub(crate) fn new() -> Result<Emu> {
         compiler_version().map_err(|e| Error::Device(format!("cuda-emu is unavailable: {e}")))?;
-        Ok(Emu { run: Mutex::new(()) })
+        Ok(Emu {})
     }
 
     pub(crate) fn load_module(&self, file: &str, source: &str) -> Result<Arc<EmuModule>> {
@@ -179,7 +181,7 @@ impl Emu {
 
     /// Runs a whole grid now (the emulated stream is synchronous). `params` follows cuLaunchKernel.
     pub(crate) fn launch(&self, k: &EmuKernel, grid: (u32, u32, u32), block: (u32, u32, u32), params: &mut [*mut c_void]) -> std::result::Result<(), String> {
-        let _one_at_a_time = self.run.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = RUN.lock().unwrap_or_else(PoisonError::into_inner);
         let _alive = &k.module;
         let g = [grid.0, grid.1, grid.2];
         let b = [block.0, block.1, block.2];

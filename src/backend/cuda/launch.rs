@@ -78,6 +78,7 @@ pub const LAUNCHES: &[LaunchShape] = shapes! {
     "haar.cu": "haar_dwt_f32" => B256, Stride;
     "haar.cu": "haar_iwt_f32" => B256, Stride;
     "reduce.cu": "sum_reduce_f32" => B256, PerOutput;
+    "reduce.cu": "sum_reduce_short_f32" => B256, Stride;
     "reduce.cu": "max_axis_f32" => B256, Stride;
     "reduce.cu": "max_axis_backward_f32" => B256, Stride;
     "layout.cu": "strided_copy_f32" => B256, Stride;
@@ -99,6 +100,8 @@ pub const LAUNCHES: &[LaunchShape] = shapes! {
     "batch_norm.cu": "bn_normalize_f32" => B256, Stride;
     "batch_norm.cu": "bn_backward_reduce_f32" => B256, PerOutput;
     "batch_norm.cu": "bn_backward_dx_f32" => B256, Stride;
+    "softmax.cu": "log_softmax_f32" => B256, PerOutput;
+    "softmax.cu": "log_softmax_backward_f32" => B256, PerOutput;
     "optim.cu": "sgd_step_f32" => B256, Stride;
     "optim.cu": "adam_step_f32" => B256, Stride;
 };

@@ -50,6 +50,7 @@ pub const KERNEL_SOURCES: &[(&str, &str)] = &[
     ("pool.cu", include_str!("../../../kernels/pool.cu")),
     ("batch_norm.cu", include_str!("../../../kernels/batch_norm.cu")),
     ("optim.cu", include_str!("../../../kernels/optim.cu")),
+    ("softmax.cu", include_str!("../../../kernels/softmax.cu")),
 ];
 
 /// The source of kernels/`file`, from [`KERNEL_SOURCES`].
@@ -405,6 +406,11 @@ impl CudaBackend {
         let max_blocks = self.sm_count.saturating_mul(BLOCKS_PER_SM) as u64;
         let blocks = n.div_ceil(threads).clamp(1, max_blocks) as u32;
         Launch { grid: (blocks, 1, 1), block }
+    }
+
+    /// Blocks in a few waves of the whole GPU: the grid cap of kernels that loop over their work.
+    pub fn max_resident_blocks(&self) -> u64 {
+        self.sm_count.saturating_mul(BLOCKS_PER_SM) as u64
     }
 
     /// A launch of `kernel` (block size from [`LAUNCHES`]) with the given grid.

@@ -6,8 +6,9 @@ use crate::{Error, Result};
 
 const FILE: &str = "reduce.cu";
 const MAX_RANK: usize = 6;
-/// Blocks of the per-output reduction: enough to fill a large GPU several times; more outputs loop.
-const MAX_REDUCE_BLOCKS: u64 = 65_535;
+/// Up to this many elements per output, one thread sums each output (`sum_reduce_short_f32`); above, a
+/// block does (`sum_reduce_f32`).
+const SHORT_REDUCTION: u64 = 64;
 
 /// Mirror of `struct ReduceArgs` in kernels/reduce.cu.
 #[repr(C)]
@@ -82,9 +83,15 @@ pub fn sum_axes_cuda(be: &CudaBackend, x: &CudaBuffer, shape: &[usize], keep: &[
     a.out_strides[..out_shape.len()].copy_from_slice(&out_strides);
     a.red_shape[..red_shape.len()].copy_from_slice(&red_shape);
     a.red_strides[..red_shape.len()].copy_from_slice(&red_strides);
-    let k = "sum_reduce_f32";
-    let grid = (outputs.min(MAX_REDUCE_BLOCKS) as u32, 1, 1);
-    be.launch(FILE, k, be.grid_launch(k, grid), &[Arg::Buf(x), Arg::Buf(&out), pod(&a)])?;
+    if count <= SHORT_REDUCTION {
+        let k = "sum_reduce_short_f32";
+        be.launch(FILE, k, be.stride_launch(k, outputs), &[Arg::Buf(x), Arg::Buf(&out), pod(&a)])?;
+    } else {
+        // One block per output, up to a few waves of the GPU; the blocks loop over further outputs.
+        let k = "sum_reduce_f32";
+        let grid = (outputs.min(be.max_resident_blocks()) as u32, 1, 1);
+        be.launch(FILE, k, be.grid_launch(k, grid), &[Arg::Buf(x), Arg::Buf(&out), pod(&a)])?;
+    }
     Ok(out)
 }
 
