@@ -110,3 +110,20 @@ fn gradcheck_passes_on_the_emulated_device() {
         assert!(stdout.contains(" 0 failed") && !stdout.contains(" 0 passed"), "{stdout}");
     }
 }
+
+/// Under `deephide profile`, ops on a CUDA device are credited with the device time of their kernels
+/// (CUDA events on a GPU, the emulated launch's duration here), not the time it took to queue them.
+#[test]
+fn profiling_credits_kernel_time_to_the_op() {
+    let dev = emu();
+    let x = deephide::Tensor::from_vec(vec![0.5f32; 4096], &[64, 64]).unwrap().to_device(&dev).unwrap();
+    deephide::profile::reset();
+    deephide::profile::enable(true);
+    let y = x.matmul(&x).unwrap();
+    deephide::profile::enable(false);
+    assert_eq!(y.to_vec_f32().unwrap()[0], 16.0);
+    let stats = deephide::profile::snapshot();
+    let mm = stats.iter().find(|s| s.name == "matmul").unwrap_or_else(|| panic!("no matmul in {stats:?}"));
+    assert_eq!(mm.calls, 1);
+    assert!(mm.seconds > 0.0 && mm.flops == 2.0 * 64.0 * 64.0 * 64.0, "{mm:?}");
+}
