@@ -181,6 +181,9 @@ impl Storage {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.clone())),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => Ok(s.wrap(s.backend.duplicate(&s.buf)?)),
+            // On the device: optimizers assign every step, and a host round trip would stall each one.
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => Ok(Storage::Wgpu(WgpuStorage { buf: s.backend.copy(&s.buf)?, backend: s.backend.clone() })),
             #[allow(unreachable_patterns)]
             other => Storage::from_cpu(other.to_cpu()?, &other.device()),
         }

@@ -252,6 +252,19 @@ impl Tensor {
         Ok(Tensor::from_op(storage, self.shape().to_vec(), &[self], ToDeviceBackward(self.device())))
     }
 
+    /// Move this tensor's data to `device` in place, keeping its identity: a model's parameters stay the
+    /// same tensors (optimizers and modules keep referring to them) while their storage moves. Any
+    /// accumulated gradient is dropped (it lives on the old device). Not differentiable: for leaves.
+    pub fn move_to_device_(&self, device: &Device) -> Result<()> {
+        if self.device() == *device {
+            return Ok(());
+        }
+        let new = Storage::from_cpu(self.to_cpu_storage()?, device)?;
+        *self.0.storage.write().expect("storage lock poisoned") = new;
+        self.zero_grad();
+        Ok(())
+    }
+
     /// Convert the element type. Differentiable: the gradient is converted back.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if self.dtype() == dtype {
@@ -279,12 +292,10 @@ impl Tensor {
         Ok(Self::from_storage(storage, self.shape().to_vec()))
     }
 
-    /// Replace the values of this tensor with those of `src` (same shape and dtype). Used by optimizers
-    /// and weight loading; everything sharing the storage sees the new values. A `src` on another device
-    /// moves this tensor there: `p.assign(&p.to_device(d)?.detach())` is how parameters (shared by a
-    /// model and its optimizer) are put on a device.
+    /// Replace the values of this tensor with those of `src` (same shape, dtype and device). Used by
+    /// optimizers and weight loading; everything sharing the storage sees the new values.
     pub fn assign(&self, src: &Tensor) -> Result<()> {
-        if src.shape() != self.shape() || src.dtype() != self.dtype() {
+        if src.shape() != self.shape() || src.dtype() != self.dtype() || src.device() != self.device() {
             return Err(Error::Mismatch {
                 op: "assign",
                 msg: format!(

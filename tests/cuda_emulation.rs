@@ -86,7 +86,7 @@ fn tensors_move_between_cpu_and_emulated_device() {
     assert_eq!(on.to_device(&Device::Cpu).unwrap().to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
     // Moving a parameter in place (how models go to a device), then a gradient flowing back to the CPU.
     let p = deephide::Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad_(true);
-    p.assign(&p.to_device(&dev).unwrap().detach()).unwrap();
+    p.move_to_device_(&dev).unwrap();
     assert_eq!(p.device(), dev);
     let leaf = deephide::Tensor::from_vec(vec![1.0f32, -1.0, 2.0], &[3]).unwrap().requires_grad_(true);
     let loss = leaf.to_device(&dev).unwrap().mul(&p).unwrap().sum_all().unwrap();

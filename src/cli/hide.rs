@@ -73,7 +73,7 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
     let eps = parse_eps(&a.eps)?;
     let (net, _) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
-        p.assign(&p.to_device(&device)?.detach())?;
+        p.move_to_device_(&device)?;
     }
     match (&a.data, &a.cover, &a.secret) {
         (None, Some(cover), Some(secret)) => {
@@ -176,7 +176,7 @@ pub fn run_reveal(a: RevealArgs) -> deephide::Result<bool> {
     let device = Device::parse(&a.device)?;
     let (net, _) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
-        p.assign(&p.to_device(&device)?.detach())?;
+        p.move_to_device_(&device)?;
     }
     let img = load_png_tensor(&a.image)?;
     let (n, c, h, w) = (img.shape()[0], img.shape()[1], img.shape()[2], img.shape()[3]);

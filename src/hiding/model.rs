@@ -267,4 +267,12 @@ impl InvertibleHiding {
     pub fn num_parameters(&self) -> usize {
         self.parameters().iter().map(|t| t.numel()).sum()
     }
+
+    /// Move every parameter to `device` in place (the same tensors, so optimizers keep tracking them).
+    pub fn to_device(&self, device: &crate::device::Device) -> Result<()> {
+        for p in self.parameters() {
+            p.move_to_device_(device)?;
+        }
+        Ok(())
+    }
 }

@@ -9,6 +9,8 @@ mod adam;
 mod clip;
 mod schedule;
 mod sgd;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 #[cfg(feature = "cuda")]
 mod cuda;

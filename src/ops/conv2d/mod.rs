@@ -12,6 +12,8 @@ mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
 mod direct;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 pub mod reference;
 
 use std::sync::RwLockReadGuard;
@@ -91,6 +93,26 @@ fn cpu_storages<'a>(op: &'static str, guards: &'a [RwLockReadGuard<'_, Storage>]
             other => Err(Error::Unsupported { op, device: other.device_name() }),
         })
         .collect()
+}
+
+/// The wgpu buffers behind `guards` when every one is a wgpu storage of the same device (`None` when the
+/// first is not on wgpu; an error when they are split across devices).
+#[cfg(feature = "wgpu")]
+fn wgpu_storages<'a>(
+    op: &'static str,
+    guards: &'a [RwLockReadGuard<'_, Storage>],
+) -> Result<Option<(std::sync::Arc<crate::backend::wgpu::WgpuBackend>, Vec<&'a crate::backend::wgpu::WgpuBuffer>)>> {
+    let Storage::Wgpu(first) = &*guards[0] else { return Ok(None) };
+    let mut bufs = Vec::with_capacity(guards.len());
+    for g in guards {
+        match &**g {
+            Storage::Wgpu(w) if std::sync::Arc::ptr_eq(&w.backend, &first.backend) => bufs.push(&w.buf),
+            other => {
+                return Err(Error::Mismatch { op, msg: format!("tensors on different devices: wgpu and {}", other.device_name()) });
+            }
+        }
+    }
+    Ok(Some((first.backend.clone(), bufs)))
 }
 
 /// Instantiate a generic CPU kernel for a dtype: `by_dtype!(dtype, |T| kernel::<T>(...))` gives a `CpuStorage`.
@@ -235,6 +257,12 @@ impl Tensor {
                 drop(guards);
                 return Ok(Tensor::from_op(Storage::Cuda(crate::storage::CudaStorage { buf: y, backend: be }), vec![n, cout, ho, wo], &inputs, Conv2dBackward { stride, padding }));
             }
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_wgpu(&be, b[0], b[1], b.get(2).copied(), &g, None)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![n, cout, ho, wo], &inputs, Conv2dBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d::<T>(
                 data(c[0]),
@@ -288,6 +316,12 @@ impl Tensor {
                 let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
                 return Ok(Tensor::from_op(s, vec![n, cin, h, w], &[grad_out, weight], InputGradBackward { stride, padding }));
             }
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_input_grad_wgpu(&be, b[0], b[1], &g)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![n, cin, h, w], &[grad_out, weight], InputGradBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_input_grad::<T>(data(c[0]), data(c[1]), &g)))
         };
@@ -334,6 +368,12 @@ impl Tensor {
                 drop(guards);
                 let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
                 return Ok(Tensor::from_op(s, vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }));
+            }
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_weight_grad_wgpu(&be, b[0], b[1], &g)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }));
             }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_weight_grad::<T>(data(c[0]), data(c[1]), &g)))

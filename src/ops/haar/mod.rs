@@ -69,6 +69,8 @@ impl Tensor {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::haar_iwt(v, n, c4, h, w))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.wrap(cuda::haar_iwt_cuda(&s.backend, &s.buf, n, c4, h, w)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::haar_iwt_wgpu(&s.backend, &s.buf, n, c4, h, w)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "haar_iwt", device: other.device_name() }),
         };

@@ -3,6 +3,8 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use std::sync::Arc;
 
@@ -26,6 +28,8 @@ impl Backward for IndexSelectBackward {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::scatter_add_rows(v, row, &self.idx, self.n))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(c) => c.wrap(cuda::scatter_add_rows_cuda(&c.backend, &c.buf, row, &self.idx, self.n)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::scatter_add_rows_wgpu(&w.backend, &w.buf, row, &self.idx, self.n)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "index_select_backward", device: other.device_name() }),
         };
@@ -49,6 +53,8 @@ impl Tensor {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::gather_rows(v, row, idx))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(c) => c.wrap(cuda::gather_rows_cuda(&c.backend, &c.buf, row, idx)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::gather_rows_wgpu(&w.backend, &w.buf, row, n, idx)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "index_select", device: other.device_name() }),
         };

@@ -3,6 +3,8 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use crate::autograd::Backward;
 use crate::shape::{broadcast_strides, fmt_shape, numel};
@@ -95,6 +97,8 @@ impl Tensor {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::permute(v, self.shape(), perm))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.wrap(cuda::permute_cuda(&s.backend, &s.buf, self.shape(), perm)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::permute_wgpu(&s.backend, &s.buf, self.shape(), perm)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "permute", device: other.device_name() }),
         };
@@ -126,6 +130,8 @@ impl Tensor {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::strided_copy(v, &src, shape))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.wrap(cuda::strided_copy_cuda(&s.backend, "broadcast_to", &s.buf, &src, shape)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::strided_copy(&s.backend, "broadcast_to", &s.buf, 0, &src, shape)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "broadcast_to", device: other.device_name() }),
         };

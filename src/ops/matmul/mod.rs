@@ -4,6 +4,8 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use crate::autograd::Backward;
 use crate::shape::{fmt_shape, numel};
@@ -64,6 +66,14 @@ impl Tensor {
                 #[cfg(feature = "cuda")]
                 (Storage::Cuda(x), Storage::Cuda(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
                     x.wrap(cuda::matmul_cuda(&x.backend, &x.buf, &y.buf, batch, m, k, n, b_batched)?)
+                }
+                #[cfg(feature = "wgpu")]
+                (Storage::Wgpu(x), Storage::Wgpu(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
+                    crate::backend::wgpu::storage(&x.backend, wgpu::matmul_wgpu(&x.backend, &x.buf, &y.buf, batch, m, k, n, b_batched)?)
+                }
+                #[allow(unreachable_patterns)]
+                (x, y) if x.device_name() != y.device_name() => {
+                    return Err(Error::Mismatch { op: "matmul", msg: format!("tensors on different devices: {} and {}", x.device_name(), y.device_name()) });
                 }
                 #[allow(unreachable_patterns)]
                 (x, _) => return Err(Error::Unsupported { op: "matmul", device: x.device_name() }),

@@ -96,21 +96,20 @@ pub fn sum_axes_cuda(be: &CudaBackend, x: &CudaBuffer, shape: &[usize], keep: &[
 }
 
 /// Maximum over the middle axis of `x` seen as (outer, n, inner): the values (outer * inner) and the
-/// index of the first maximum of each line, read back to the host (the API returns them).
-pub fn max_axis_cuda(be: &CudaBackend, x: &CudaBuffer, outer: usize, n: usize, inner: usize) -> Result<(CudaBuffer, Vec<usize>)> {
+/// index of the first maximum of each line (u32 bits, on the device).
+pub fn max_axis_cuda(be: &CudaBackend, x: &CudaBuffer, outer: usize, n: usize, inner: usize) -> Result<(CudaBuffer, CudaBuffer)> {
     be.check_owned("max", &[x])?;
     let total = (outer * inner) as u64;
     let out = be.alloc_uninit(total as usize)?;
     let idx = be.alloc_uninit(total as usize)?;
     if total == 0 {
-        return Ok((out, Vec::new()));
+        return Ok((out, idx));
     }
     if n > u32::MAX as usize {
         return Err(Error::shape("max", format!("axis of {n} elements: indices must fit 32 bits on CUDA")));
     }
     let k = "max_axis_f32";
     be.launch(FILE, k, be.stride_launch(k, total), &[Arg::Buf(x), Arg::Buf(&out), Arg::Buf(&idx), Arg::U64(outer as u64), Arg::U64(n as u64), Arg::U64(inner as u64)])?;
-    let idx = be.download_u32(&idx)?.into_iter().map(|i| i as usize).collect();
     Ok((out, idx))
 }
 

@@ -6,6 +6,8 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 pub(crate) use cpu::PAR_MIN;
 
 use crate::autograd::Backward;
@@ -106,6 +108,8 @@ impl Tensor {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::unary(op, v))),
             #[cfg(feature = "cuda")]
             Storage::Cuda(s) => s.wrap(cuda::unary_cuda(&s.backend, op, &s.buf)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::unary_wgpu(&s.backend, op, &s.buf)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: op.name(), device: other.device_name() }),
         };
