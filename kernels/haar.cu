@@ -71,3 +71,50 @@ extern "C" __global__ void haar_dwt_f32(const float *__restrict__ x,
                                     (unsigned int)blocks);
     }
 }
+
+// Inverse of haar_dwt_f32: x (N, 4C, H, W) with channel blocks [LL, HL, LH, HH] -> y (N, C, 2H, 2W).
+// One thread per output 2x2 block: it reads the four sub-band values once and writes the block as two
+// float2 rows (the butterfly is its own transpose, so the same sums with the roles swapped).
+template <typename Index>
+__device__ __forceinline__ void haar_iwt_loop(const float *__restrict__ x, float *__restrict__ y,
+                                              Index c, Index h, Index w, Index blocks)
+{
+    const Index plane = h * w;  // one sub-band channel
+    const Index stride = (Index)blockDim.x * gridDim.x;
+    for (Index i = (Index)blockIdx.x * blockDim.x + threadIdx.x; i < blocks; i += stride) {
+        const Index col = i % w;
+        const Index row = (i / w) % h;
+        const Index nc = i / plane;  // n * C + channel
+        const Index n = nc / c;
+        const Index ch = nc - n * c;
+        const Index in = (n * 4 * c + ch) * plane + (i - nc * plane);
+        const float ll = 0.5f * x[in];
+        const float hl = 0.5f * x[in + c * plane];
+        const float lh = 0.5f * x[in + 2 * c * plane];
+        const float hh = 0.5f * x[in + 3 * c * plane];
+        // a = (row 0, col 0), b = (row 1, col 0), c = (row 0, col 1), d = (row 1, col 1)
+        const float a = ll - hl - lh + hh;
+        const float b = ll - hl + lh - hh;
+        const float cc = ll + hl - lh - hh;
+        const float d = ll + hl + lh + hh;
+        const Index top = nc * (4 * plane) + (2 * row) * (2 * w) + 2 * col;
+        *reinterpret_cast<float2 *>(y + top) = make_float2(a, cc);
+        *reinterpret_cast<float2 *>(y + top + 2 * w) = make_float2(b, d);
+    }
+}
+
+extern "C" __global__ void haar_iwt_f32(const float *__restrict__ x,
+                                        float *__restrict__ y,
+                                        unsigned long long c,   // output channels (input has 4c)
+                                        unsigned long long h,   // input height (output 2h)
+                                        unsigned long long w,   // input width (output 2w)
+                                        unsigned long long blocks,  // N * C * H * W
+                                        unsigned int wide)
+{
+    if (wide) {
+        haar_iwt_loop<unsigned long long>(x, y, c, h, w, blocks);
+    } else {
+        haar_iwt_loop<unsigned int>(x, y, (unsigned int)c, (unsigned int)h, (unsigned int)w,
+                                    (unsigned int)blocks);
+    }
+}

@@ -1,4 +1,4 @@
-//! Device selection: `cpu`, `cuda[:N]`, `wgpu`, or `auto` (CUDA, then wgpu, then CPU, saying which).
+//! Device selection: `cpu`, `cuda[:N]`, `cuda-emu` (CUDA kernels emulated on the CPU), `wgpu`, or `auto` (CUDA, then wgpu, then CPU, saying which).
 //!
 //! GPU back ends are created once per process and shared, so every `--device wgpu` tensor lives on the same
 //! wgpu device (buffers from two devices could not meet in one op).
@@ -52,6 +52,20 @@ fn cuda_backend(ordinal: usize) -> Result<Arc<crate::backend::cuda::CudaBackend>
     Ok(be)
 }
 
+/// The one CUDA emulation backend of the process.
+#[cfg(feature = "cuda")]
+fn cuda_emu_backend() -> Result<Arc<crate::backend::cuda::CudaBackend>> {
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<Arc<crate::backend::cuda::CudaBackend>>> = Mutex::new(None);
+    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(be) = guard.as_ref() {
+        return Ok(be.clone());
+    }
+    let be = crate::backend::cuda::CudaBackend::new_emulated()?;
+    *guard = Some(be.clone());
+    Ok(be)
+}
+
 #[cfg(feature = "wgpu")]
 fn wgpu_backend() -> Result<Arc<crate::backend::wgpu::WgpuBackend>> {
     use std::sync::Mutex;
@@ -71,6 +85,7 @@ impl Device {
         match self {
             Device::Cpu => "cpu".to_string(),
             #[cfg(feature = "cuda")]
+            Device::Cuda(be) if be.is_emulated() => "cuda-emu".to_string(),
             Device::Cuda(be) => format!("cuda:{}", be.ordinal()),
             #[cfg(feature = "wgpu")]
             Device::Wgpu(_) => "wgpu".to_string(),
@@ -82,7 +97,7 @@ impl Device {
         match self {
             Device::Cpu => format!("cpu ({} threads, {})", rayon::current_num_threads(), crate::cpu::SimdLevel::detect().name()),
             #[cfg(feature = "cuda")]
-            Device::Cuda(be) => format!("cuda:{} ({})", be.ordinal(), be.name()),
+            Device::Cuda(be) => format!("{} ({})", self.name(), be.name()),
             #[cfg(feature = "wgpu")]
             Device::Wgpu(be) => format!("wgpu ({})", be.name()),
         }
@@ -102,12 +117,21 @@ impl Device {
         matches!(self, Device::Cpu)
     }
 
+    /// A CUDA device (a GPU or the emulation).
+    pub fn is_cuda(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        return matches!(self, Device::Cuda(_));
+        #[cfg(not(feature = "cuda"))]
+        false
+    }
+
     /// Parse a `--device` value. Unknown names and absent devices are errors that say what is wrong.
     pub fn parse(spec: &str) -> Result<Device> {
         match spec {
             "cpu" => Ok(Device::Cpu),
             "auto" => Ok(Self::auto()),
             "wgpu" => Self::wgpu(),
+            "cuda-emu" => Self::cuda_emu(),
             s if s == "cuda" || s.starts_with("cuda:") => {
                 let ordinal = match s.strip_prefix("cuda:") {
                     None => 0,
@@ -117,7 +141,7 @@ impl Device {
                 };
                 Self::cuda(ordinal)
             }
-            other => Err(Error::Device(format!("unknown device `{other}`: expected cpu, cuda, cuda:N, wgpu or auto"))),
+            other => Err(Error::Device(format!("unknown device `{other}`: expected cpu, cuda, cuda:N, cuda-emu, wgpu or auto"))),
         }
     }
 
@@ -125,6 +149,15 @@ impl Device {
     pub fn cuda(ordinal: usize) -> Result<Device> {
         #[cfg(feature = "cuda")]
         return Ok(Device::Cuda(cuda_backend(ordinal)?));
+        #[cfg(not(feature = "cuda"))]
+        Err(Error::Device("this deephide was built without the `cuda` feature".into()))
+    }
+
+    /// The CPU emulation of CUDA: the CUDA kernels compiled by g++ and run on CPU threads (for checking
+    /// kernels without a GPU; slow).
+    pub fn cuda_emu() -> Result<Device> {
+        #[cfg(feature = "cuda")]
+        return Ok(Device::Cuda(cuda_emu_backend()?));
         #[cfg(not(feature = "cuda"))]
         Err(Error::Device("this deephide was built without the `cuda` feature".into()))
     }

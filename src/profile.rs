@@ -53,24 +53,43 @@ pub fn snapshot() -> Vec<OpStat> {
     v
 }
 
+thread_local! {
+    /// Device seconds reported by GPU back ends on this thread so far (monotonic).
+    static DEVICE_TIME: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+}
+
+/// Called by a GPU back end after timing a kernel (CUDA events): the op whose scope is open on this
+/// thread is credited with device time instead of the host's wall time, which for asynchronous launches
+/// only measures the launch.
+pub fn add_device_time(seconds: f64) {
+    DEVICE_TIME.with(|t| t.set(t.get() + seconds));
+}
+
+fn device_time() -> f64 {
+    DEVICE_TIME.with(|t| t.get())
+}
+
 /// Times one op call while alive (when profiling is on).
 pub struct Scope {
     name: &'static str,
     start: Instant,
+    device_start: f64,
     flops: f64,
     bytes: f64,
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        record(self.name, self.start.elapsed().as_secs_f64(), self.flops, self.bytes);
+        let device = device_time() - self.device_start;
+        let seconds = if device > 0.0 { device } else { self.start.elapsed().as_secs_f64() };
+        record(self.name, seconds, self.flops, self.bytes);
     }
 }
 
 /// Open a timing scope for op `name` doing `flops` floating-point operations and moving `bytes` bytes.
 #[inline]
 pub fn scope(name: &'static str, flops: f64, bytes: f64) -> Option<Scope> {
-    is_enabled().then(|| Scope { name, start: Instant::now(), flops, bytes })
+    is_enabled().then(|| Scope { name, start: Instant::now(), device_start: device_time(), flops, bytes })
 }
 
 /// Bytes of `n` elements of a tensor's dtype (for GB/s figures).

@@ -88,6 +88,14 @@ pub struct CudaStorage {
     pub backend: std::sync::Arc<crate::backend::cuda::CudaBackend>,
 }
 
+#[cfg(feature = "cuda")]
+impl CudaStorage {
+    /// A storage on the same backend holding `buf` (the result of a kernel).
+    pub fn wrap(&self, buf: crate::backend::cuda::CudaBuffer) -> Storage {
+        Storage::Cuda(CudaStorage { buf, backend: self.backend.clone() })
+    }
+}
+
 #[cfg(feature = "wgpu")]
 pub struct WgpuStorage {
     pub buf: crate::backend::wgpu::WgpuBuffer,
@@ -171,6 +179,8 @@ impl Storage {
     pub fn duplicate(&self) -> crate::Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.clone())),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Ok(s.wrap(s.backend.duplicate(&s.buf)?)),
             // On the device: optimizers assign every step, and a host round trip would stall each one.
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => Ok(Storage::Wgpu(WgpuStorage { buf: s.backend.copy(&s.buf)?, backend: s.backend.clone() })),

@@ -149,6 +149,13 @@ impl Tensor {
 
     /// Same shape, dtype and device as `self`, filled with `value`.
     pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        // On CUDA, fill on the device instead of uploading a host buffer.
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(be) = self.device() {
+            let buf = crate::ops::unary::cuda::fill_cuda(&be, self.numel(), value as f32)?;
+            let storage = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+            return Ok(Self::from_storage(storage, self.shape().to_vec()));
+        }
         Tensor::full(self.shape(), value, self.dtype()).to_device(&self.device())
     }
 

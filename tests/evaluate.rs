@@ -209,6 +209,8 @@ fn bad_arguments_exit_2_with_one_clear_line() {
     assert_eq!(o.status.code(), Some(2), "no adapter should exit 2; stderr: {err}");
     let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {err}"));
     assert!(line.contains("wgpu") && line.contains("adapter"), "{line}");
+    // A device that cannot exist (wgpu itself now runs: lavapipe in CI would train the victims for real).
+    assert_fails(&["evaluate", "--train", "default", "--test", "default", "--device", "cuda:x", "--report", r], &["cuda:x"]);
     // Shapes that do not fit: gray Fashion-MNIST training, colour CIFAR test.
     if let Some(sample) = ["../shared/data", "../../shared/data", "/work/shared/data"]
         .iter()

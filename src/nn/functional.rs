@@ -11,6 +11,10 @@ use crate::{Error, Result};
 /// log(softmax(x)) along `axis`, computed as x - max - log(sum(exp(x - max))) for stability.
 /// The shift is detached: log_softmax does not depend on it, so no gradient is lost.
 pub fn log_softmax(x: &Tensor, ax: isize) -> Result<Tensor> {
+    // One fused kernel where the device has it.
+    if x.device().is_cuda() {
+        return x.log_softmax_fused(ax);
+    }
     let m = x.max_axis(ax, true)?.detach();
     let s = x.sub(&m)?;
     let lse = s.exp()?.sum_axes(&[ax], true)?.log()?;
@@ -115,8 +119,8 @@ pub fn batch_norm(
     if training && count < 2 {
         return Err(Error::msg(format!("batch_norm: training needs more than one value per channel, input {}", fmt_shape(x.shape()))));
     }
-    if training && x.device().is_cpu() {
-        // The fused CPU kernel: same result, a fraction of the passes over the data.
+    if training && (x.device().is_cpu() || x.device().is_cuda()) {
+        // The fused kernel (CPU or CUDA): same result, a fraction of the passes over the data.
         let (y, mean, var) = x.batch_norm_train(weight, bias, eps)?;
         no_grad(|| -> Result<()> {
             let unbias = count as f64 / (count - 1) as f64;
@@ -124,8 +128,8 @@ pub fn batch_norm(
             let rv = running_var.to_vec_f64()?;
             let nm: Vec<f64> = rm.iter().zip(&mean).map(|(r, m)| (1.0 - momentum) * r + momentum * m).collect();
             let nv: Vec<f64> = rv.iter().zip(&var).map(|(r, v)| (1.0 - momentum) * r + momentum * v * unbias).collect();
-            running_mean.assign(&Tensor::from_f64_vec(&nm, &[c], running_mean.dtype())?)?;
-            running_var.assign(&Tensor::from_f64_vec(&nv, &[c], running_var.dtype())?)?;
+            running_mean.assign(&Tensor::from_f64_vec(&nm, &[c], running_mean.dtype())?.to_device(&running_mean.device())?)?;
+            running_var.assign(&Tensor::from_f64_vec(&nv, &[c], running_var.dtype())?.to_device(&running_var.device())?)?;
             Ok(())
         })?;
         return Ok(y);
@@ -142,7 +146,8 @@ pub fn batch_norm(
         })?;
         (mean, var)
     } else {
-        (running_mean.reshape(&bshape)?, running_var.reshape(&bshape)?)
+        // The running statistics may still be on the host (moved with the model or not): follow x.
+        (running_mean.to_device(&x.device())?.reshape(&bshape)?, running_var.to_device(&x.device())?.reshape(&bshape)?)
     };
     let inv_std = var.add_scalar(eps)?.sqrt()?.recip()?;
     let mut y = x.sub(&mean)?.mul(&inv_std)?;

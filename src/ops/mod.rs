@@ -14,6 +14,7 @@ pub mod layout;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod softmax;
 pub mod unary;
 
 pub use binary::BinaryOp;

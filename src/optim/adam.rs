@@ -52,6 +52,14 @@ impl Core {
                 None => st.insert(State { step: 0, m: p.zeros_like()?, v: p.zeros_like()? }),
             };
             st.step += 1;
+            #[cfg(feature = "cuda")]
+            {
+                let (bc1, bc2) = (1.0 - b1.powi(st.step), 1.0 - b2.powi(st.step));
+                if let Some((m, v)) = crate::optim::cuda::adam_step(p, &g, &st.m, &st.v, lr, (b1, b2), eps, wd, decoupled, bc1, bc2)? {
+                    (st.m, st.v) = (m, v);
+                    continue;
+                }
+            }
             #[cfg(feature = "wgpu")]
             if crate::optim::wgpu::all_wgpu(&[p, &g, &st.m, &st.v]) {
                 // One fused dispatch; parameter, m and v updated in place on the device.

@@ -13,6 +13,8 @@ mod sgd;
 #[cfg(feature = "wgpu")]
 mod wgpu;
 
+#[cfg(feature = "cuda")]
+mod cuda;
 pub use adam::{Adam, AdamW};
 pub use clip::clip_grad_norm;
 pub use schedule::{CosineLr, LrSchedule, StepLr};

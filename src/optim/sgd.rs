@@ -69,6 +69,11 @@ impl Optimizer for Sgd {
         let _guard = NoGradGuard::new();
         for (p, buf) in self.params.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_of("Sgd", p)? else { continue };
+            #[cfg(feature = "cuda")]
+            if let Some(b) = crate::optim::cuda::sgd_step(p, &g, buf.as_ref(), self.lr, self.momentum, self.dampening, self.weight_decay, self.nesterov)? {
+                *buf = b;
+                continue;
+            }
             #[cfg(feature = "wgpu")]
             if crate::optim::wgpu::all_wgpu(&[p, &g]) {
                 // One fused dispatch, parameter and momentum buffer updated in place on the device.

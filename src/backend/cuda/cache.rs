@@ -65,7 +65,7 @@ pub fn store(path: &Path, image: &[u8]) -> std::io::Result<()> {
 /// 64-bit FNV-1a over the parts, each followed by a 0xff separator (a byte that never occurs in UTF-8)
 /// so that moving text from one part to the next changes the hash. Written out because std's hasher is
 /// not guaranteed stable across Rust releases, and the key must survive toolchain updates.
-fn fnv1a64(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fnv1a64(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for &byte in part.iter().chain(&[0xffu8]) {

@@ -3,6 +3,8 @@
 //! CPU tensors; other devices run the composite form built from primitive ops.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use std::sync::Arc;
 
@@ -41,15 +43,20 @@ impl Backward for BatchNormBackward {
                 let (dx, dw, db) = cpu::backward(gv, xv, n, c, s, &self.mean, &self.invstd, &w);
                 (Storage::Cpu(CpuStorage::F64(dx)), dw, db)
             }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(gs), Storage::Cuda(xs)) => {
+                let (dx, dw, db) = cuda::backward_cuda(&gs.backend, &gs.buf, &xs.buf, n, c, s, &self.mean, &self.invstd, &w)?;
+                (gs.wrap(dx), dw, db)
+            }
             (a, _) => return Err(Error::Unsupported { op: "batch_norm_backward", device: a.device_name() }),
         };
         let dt = x.dtype();
         let mut out = vec![Some(Tensor::from_storage(dx, x.shape().to_vec()))];
         if self.has_weight {
-            out.push(Some(Tensor::from_f64_vec(&dw, &[c], dt)?));
+            out.push(Some(Tensor::from_f64_vec(&dw, &[c], dt)?.to_device(&x.device())?));
         }
         if self.has_bias {
-            out.push(Some(Tensor::from_f64_vec(&db, &[c], dt)?));
+            out.push(Some(Tensor::from_f64_vec(&db, &[c], dt)?.to_device(&x.device())?));
         }
         Ok(out)
     }
@@ -70,6 +77,8 @@ impl Tensor {
         let stats = match &*self.storage() {
             Storage::Cpu(CpuStorage::F32(v)) => cpu::stats(v, n, c, s),
             Storage::Cpu(CpuStorage::F64(v)) => cpu::stats(v, n, c, s),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(st) => cuda::stats_cuda(&st.backend, &st.buf, n, c, s)?,
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "batch_norm (fused)", device: other.device_name() }),
         };
@@ -88,6 +97,8 @@ impl Tensor {
         let shift: Vec<f64> = (0..c).map(|k| b[k] - mean[k] * scale[k]).collect();
         let storage = match &*self.storage() {
             Storage::Cpu(st) => Storage::Cpu(cpu_map!(st, |v| cpu::normalize(v, n, c, s, &scale, &shift))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(st) => st.wrap(cuda::normalize_cuda(&st.backend, &st.buf, n, c, s, &scale, &shift)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "batch_norm (fused)", device: other.device_name() }),
         };

@@ -1,19 +1,18 @@
-//! CUDA launch code for element-wise adds (device code: kernels/elementwise.cu).
+//! CUDA launch code for binary element-wise ops with broadcasting (device code: kernels/elementwise.cu).
 
-use cudarc::driver::{DeviceRepr, PushKernelArg};
-
-use crate::backend::cuda::{CudaBackend, CudaBuffer, driver_error};
+use crate::backend::cuda::{Arg, CudaBackend, CudaBuffer, pod};
+use crate::ops::BinaryOp;
 use crate::{Error, Result};
 
 const FILE: &str = "elementwise.cu";
 
-/// Highest output rank `add_broadcast_cuda` takes: the kernel receives the shape by value in a
-/// fixed-size struct. Callers with more axes can merge adjacent axes that broadcast alike.
+/// Highest output rank the broadcast kernel takes: the kernel receives the shape by value in a
+/// fixed-size struct. Callers with more axes merge adjacent axes that broadcast alike first.
 pub const MAX_RANK: usize = 6;
 
 /// Mirror of `struct BroadcastArgs` in kernels/elementwise.cu, field for field.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct BroadcastArgs {
     numel: u64,
     rank: u32,
@@ -27,36 +26,67 @@ pub(crate) struct BroadcastArgs {
 // differs; the size check catches an edit made to one side only.
 const _: () = assert!(std::mem::size_of::<BroadcastArgs>() == 160);
 
-// SAFETY: plain-old-data with the C layout of the kernel parameter.
-unsafe impl DeviceRepr for BroadcastArgs {}
-
 /// Below this, the kernels index with 32 bits (see the kernels' comments): 2^31 rather than 2^32 so
 /// that a grid-stride step past the last index cannot wrap around.
 const NARROW_LIMIT: u64 = i32::MAX as u64;
 
-/// `out = a + b` for two buffers of the same length.
-pub fn add_cuda(be: &CudaBackend, a: &CudaBuffer, b: &CudaBuffer) -> Result<CudaBuffer> {
-    if a.len() != b.len() {
-        return Err(Error::shape("add", format!("lengths differ: {} vs {}", a.len(), b.len())));
+/// The op code of `kernels/elementwise.cu` (`B_*`).
+fn code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::Ge => 5,
     }
-    be.check_owned("add", &[a, b])?;
-    let mut out = be.alloc_uninit(a.len())?;
-    if let (Some(a_dev), Some(b_dev), Some(out_dev)) = (a.slice(), b.slice(), out.slice_mut()) {
-        let f = be.function(FILE, "add_f32")?;
+}
+
+/// `out = a op b` for two buffers of the same length.
+pub fn binary_cuda(be: &CudaBackend, op: BinaryOp, a: &CudaBuffer, b: &CudaBuffer) -> Result<CudaBuffer> {
+    if a.len() != b.len() {
+        return Err(Error::shape(op.name(), format!("lengths differ: {} vs {}", a.len(), b.len())));
+    }
+    be.check_owned(op.name(), &[a, b])?;
+    let out = be.alloc_uninit(a.len())?;
+    if !a.is_empty() {
         let n = a.len() as u64;
-        let mut launch = be.stream().launch_builder(&f);
-        launch.arg(a_dev).arg(b_dev).arg(out_dev).arg(&n);
-        // SAFETY: the arguments match `add_f32(const float*, const float*, float*, u64)`, and all
-        // three buffers hold `n` floats.
-        unsafe { launch.launch(be.launch_config(n)) }.map_err(driver_error("launching add_f32"))?;
+        let k = "binary_f32";
+        be.launch(FILE, k, be.stride_launch(k, n), &[Arg::Buf(a), Arg::Buf(b), Arg::Buf(&out), Arg::U64(n), Arg::U32(code(op))])?;
     }
     Ok(out)
 }
 
-/// `out = a + b` broadcast to the contiguous shape `out_shape`: element `idx` (a multi-index of
-/// `out_shape`) is `a[sum(idx[d] * a_strides[d])] + b[sum(idx[d] * b_strides[d])]`. Strides count
+/// `out = a + b` for two buffers of the same length.
+pub fn add_cuda(be: &CudaBackend, a: &CudaBuffer, b: &CudaBuffer) -> Result<CudaBuffer> {
+    binary_cuda(be, BinaryOp::Add, a, b)
+}
+
+/// `out = a op b` broadcast to the contiguous shape `out_shape`: element `idx` (a multi-index of
+/// `out_shape`) is `a[sum(idx[d] * a_strides[d])] op b[sum(idx[d] * b_strides[d])]`. Strides count
 /// elements; a broadcast axis has stride 0. Any strides are accepted (transposed or sliced views too)
 /// as long as every offset stays inside its buffer.
+pub fn binary_broadcast_cuda(
+    be: &CudaBackend,
+    op: BinaryOp,
+    a: &CudaBuffer,
+    a_strides: &[usize],
+    b: &CudaBuffer,
+    b_strides: &[usize],
+    out_shape: &[usize],
+) -> Result<CudaBuffer> {
+    let (shape, sa, sb) = merge_axes(out_shape, a_strides, b_strides);
+    let args = broadcast_args(a.len(), &sa, b.len(), &sb, &shape)?;
+    be.check_owned(op.name(), &[a, b])?;
+    let out = be.alloc_uninit(args.numel as usize)?;
+    if args.numel > 0 {
+        let k = "binary_broadcast_f32";
+        be.launch(FILE, k, be.stride_launch(k, args.numel), &[Arg::Buf(a), Arg::Buf(b), Arg::Buf(&out), Arg::U32(code(op)), pod(&args)])?;
+    }
+    Ok(out)
+}
+
+/// `out = a + b` with broadcasting (see [`binary_broadcast_cuda`]).
 pub fn add_broadcast_cuda(
     be: &CudaBackend,
     a: &CudaBuffer,
@@ -65,19 +95,41 @@ pub fn add_broadcast_cuda(
     b_strides: &[usize],
     out_shape: &[usize],
 ) -> Result<CudaBuffer> {
-    let args = broadcast_args(a.len(), a_strides, b.len(), b_strides, out_shape)?;
-    be.check_owned("add_broadcast", &[a, b])?;
-    let mut out = be.alloc_uninit(args.numel as usize)?;
-    if let (Some(a_dev), Some(b_dev), Some(out_dev)) = (a.slice(), b.slice(), out.slice_mut()) {
-        let f = be.function(FILE, "add_broadcast_f32")?;
-        let mut launch = be.stream().launch_builder(&f);
-        launch.arg(a_dev).arg(b_dev).arg(out_dev).arg(&args);
-        // SAFETY: the arguments match `add_broadcast_f32(const float*, const float*, float*,
-        // BroadcastArgs)`, and `broadcast_args` checked that every offset is inside its buffer.
-        unsafe { launch.launch(be.launch_config(args.numel)) }
-            .map_err(driver_error("launching add_broadcast_f32"))?;
+    binary_broadcast_cuda(be, BinaryOp::Add, a, a_strides, b, b_strides, out_shape)
+}
+
+/// Drops size-1 axes and merges neighbouring axes that both inputs traverse contiguously, so that any
+/// rank reaches the kernel as few axes (and fewer divisions): (N, C, H, W) + (1, C, 1, 1) becomes
+/// (N, C, H*W) with strides (0, 1, 0) for the bias.
+pub(crate) fn merge_axes(shape: &[usize], a: &[usize], b: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    if shape.len() != a.len() || shape.len() != b.len() {
+        // Let broadcast_args report the mismatch.
+        return (shape.to_vec(), a.to_vec(), b.to_vec());
     }
-    Ok(out)
+    let (mut s, mut sa, mut sb): (Vec<usize>, Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new(), Vec::new());
+    for d in 0..shape.len() {
+        if shape[d] == 1 {
+            continue;
+        }
+        if let (Some(&ls), Some(&la), Some(&lb)) = (s.last(), sa.last(), sb.last())
+            && la == a[d] * shape[d]
+            && lb == b[d] * shape[d]
+        {
+            let _ = ls;
+            let last = s.len() - 1;
+            s[last] *= shape[d];
+            sa[last] = a[d];
+            sb[last] = b[d];
+            continue;
+        }
+        s.push(shape[d]);
+        sa.push(a[d]);
+        sb.push(b[d]);
+    }
+    if shape.contains(&0) {
+        return (vec![0], vec![0], vec![0]);
+    }
+    (s, sa, sb)
 }
 
 /// Validates a broadcast add and packs its kernel argument. Bounds are checked here, on the host,
@@ -89,14 +141,12 @@ pub(crate) fn broadcast_args(
     b_strides: &[usize],
     out_shape: &[usize],
 ) -> Result<BroadcastArgs> {
-    const OP: &str = "add_broadcast";
+    const OP: &str = "binary_broadcast";
     let rank = out_shape.len();
     if rank > MAX_RANK {
         return Err(Error::shape(
             OP,
-            format!(
-                "output shape {out_shape:?} has rank {rank}; the CUDA kernel takes at most {MAX_RANK} (merge axes first)"
-            ),
+            format!("output shape {out_shape:?} has rank {rank} after merging axes; the CUDA kernel takes at most {MAX_RANK}"),
         ));
     }
     if a_strides.len() != rank || b_strides.len() != rank {
@@ -170,6 +220,19 @@ mod tests {
         assert!(broadcast_args(1, &[0; 7], 1, &[0; 7], &[1; 7]).is_err());
         // Overflowing element count.
         assert!(broadcast_args(1, &[0; 3], 1, &[0; 3], &[usize::MAX, 2, 2]).is_err());
+    }
+
+    #[test]
+    fn merges_contiguous_axes() {
+        // (2, 3, 4, 5) + (1, 3, 1, 1): the bias axis stays, H and W merge, N stays.
+        let (s, a, b) = merge_axes(&[2, 3, 4, 5], &[60, 20, 5, 1], &[0, 1, 0, 0]);
+        assert_eq!((s, a, b), (vec![2, 3, 20], vec![60, 20, 1], vec![0, 1, 0]));
+        // Same layouts everywhere: one axis.
+        let (s, _, _) = merge_axes(&[2, 3, 4], &[12, 4, 1], &[12, 4, 1]);
+        assert_eq!(s, vec![24]);
+        // Size-1 axes vanish; an empty shape is one empty axis.
+        assert_eq!(merge_axes(&[1, 1], &[1, 1], &[1, 1]).0, Vec::<usize>::new());
+        assert_eq!(merge_axes(&[3, 0], &[0, 1], &[1, 0]).0, vec![0]);
     }
 
     #[test]

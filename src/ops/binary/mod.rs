@@ -91,14 +91,14 @@ impl Tensor {
                     })?)
                 }
                 #[cfg(feature = "cuda")]
-                (Storage::Cuda(x), Storage::Cuda(y)) if op == BinaryOp::Add && std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
+                (Storage::Cuda(x), Storage::Cuda(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
                     let buf = if self.shape() == other.shape() {
-                        cuda::add_cuda(&x.backend, &x.buf, &y.buf)?
+                        cuda::binary_cuda(&x.backend, op, &x.buf, &y.buf)?
                     } else {
                         let (sa, sb) = (broadcast_strides(self.shape(), &out_shape), broadcast_strides(other.shape(), &out_shape));
-                        cuda::add_broadcast_cuda(&x.backend, &x.buf, &sa, &y.buf, &sb, &out_shape)?
+                        cuda::binary_broadcast_cuda(&x.backend, op, &x.buf, &sa, &y.buf, &sb, &out_shape)?
                     };
-                    Storage::Cuda(crate::storage::CudaStorage { buf, backend: x.backend.clone() })
+                    x.wrap(buf)
                 }
                 #[cfg(feature = "wgpu")]
                 (Storage::Wgpu(x), Storage::Wgpu(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {

@@ -1,6 +1,8 @@
 //! Concatenation along any axis, and its inverse narrow/split.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 
 use crate::autograd::Backward;
 use crate::dtype::Float;
@@ -44,6 +46,8 @@ impl Backward for NarrowBackward {
         let _p = crate::profile::scope("narrow_backward", 0.0, crate::profile::bytes_of(g, outer * n * inner + g.numel()));
         let st = match &*g.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::pad_axis(v, outer, n, inner, self.start, len))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.wrap(cuda::pad_axis_cuda(&c.backend, &c.buf, outer, n, inner, self.start, len)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(w) => {
                 // Zeros, then the gradient copied into its [start, start + len) slab of the axis.
@@ -90,6 +94,20 @@ impl Tensor {
         out_shape[a] = lens.iter().sum();
         let _p = crate::profile::scope("concat", 0.0, crate::profile::bytes_of(first, 2 * numel(&out_shape)));
         let guards: Vec<_> = ts.iter().map(|t| t.storage()).collect();
+        #[cfg(feature = "cuda")]
+        if let Storage::Cuda(c0) = &*guards[0] {
+            let mut bufs = Vec::with_capacity(ts.len());
+            for g in &guards {
+                match &**g {
+                    Storage::Cuda(c) if std::sync::Arc::ptr_eq(&c.backend, &c0.backend) => bufs.push(&c.buf),
+                    other => return Err(Error::Mismatch { op: "concat", msg: format!("tensors on different devices: {} and {}", c0.backend.name(), other.device_name()) }),
+                }
+            }
+            let storage = c0.wrap(cuda::concat_cuda(&c0.backend, &bufs, &lens, outer, inner)?);
+            drop(bufs);
+            drop(guards);
+            return Ok(Tensor::from_op(storage, out_shape, ts, ConcatBackward { axis: a, lens }));
+        }
         #[cfg(feature = "wgpu")]
         if let Storage::Wgpu(w0) = &*guards[0] {
             let be = w0.backend.clone();
@@ -147,6 +165,8 @@ impl Tensor {
         let _p = crate::profile::scope("narrow", 0.0, crate::profile::bytes_of(self, 2 * outer * len * inner));
         let storage = match &*self.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::narrow(v, outer, n, inner, start, len))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.wrap(cuda::narrow_cuda(&c.backend, &c.buf, outer, n, inner, start, len)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(w) => crate::backend::wgpu::storage(
                 &w.backend,

@@ -9,6 +9,8 @@
 //! (each is linear in each argument, and its adjoints are conv2d and the other primitive).
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod direct;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
@@ -248,6 +250,13 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(self, self.numel() + weight.numel() + n * cout * ho * wo));
         let storage = {
             let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let y = cuda::conv2d_cuda(&be, b[0], b[1], b.get(2).copied(), &g, None)?;
+                drop(b);
+                drop(guards);
+                return Ok(Tensor::from_op(Storage::Cuda(crate::storage::CudaStorage { buf: y, backend: be }), vec![n, cout, ho, wo], &inputs, Conv2dBackward { stride, padding }));
+            }
             #[cfg(feature = "wgpu")]
             if let Some((be, b)) = wgpu_storages(OP, &guards)? {
                 let out = wgpu::conv2d_wgpu(&be, b[0], b[1], b.get(2).copied(), &g, None)?;
@@ -299,6 +308,14 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(grad_out, grad_out.numel() + weight.numel() + n * cin * h * w));
         let storage = {
             let guards = [grad_out.storage(), weight.storage()];
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let buf = cuda::conv2d_input_grad_cuda(&be, b[0], b[1], &g)?;
+                drop(b);
+                drop(guards);
+                let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+                return Ok(Tensor::from_op(s, vec![n, cin, h, w], &[grad_out, weight], InputGradBackward { stride, padding }));
+            }
             #[cfg(feature = "wgpu")]
             if let Some((be, b)) = wgpu_storages(OP, &guards)? {
                 let out = wgpu::conv2d_input_grad_wgpu(&be, b[0], b[1], &g)?;
@@ -344,6 +361,14 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(input, input.numel() + grad_out.numel() + cout * cin * kh * kw));
         let storage = {
             let guards = [input.storage(), grad_out.storage()];
+            #[cfg(feature = "cuda")]
+            if let Some((be, b)) = cuda::buffers(OP, &guards)? {
+                let buf = cuda::conv2d_weight_grad_cuda(&be, b[0], b[1], &g)?;
+                drop(b);
+                drop(guards);
+                let s = Storage::Cuda(crate::storage::CudaStorage { buf, backend: be });
+                return Ok(Tensor::from_op(s, vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }));
+            }
             #[cfg(feature = "wgpu")]
             if let Some((be, b)) = wgpu_storages(OP, &guards)? {
                 let out = wgpu::conv2d_weight_grad_wgpu(&be, b[0], b[1], &g)?;
@@ -694,6 +719,23 @@ impl Tensor {
                     None => return Err(Error::Unsupported { op: OP, device: x.device().name() }),
                 }
             };
+            return Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }));
+        }
+        #[cfg(feature = "cuda")]
+        if all.iter().all(|t| t.device().is_cuda()) {
+            // One implicit-GEMM kernel with bias and LeakyReLU in its epilogue. The parts are joined first
+            // (outside the graph: the backward rule below differentiates with respect to the parts).
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { crate::autograd::no_grad(|| Tensor::concat(inputs, 1))? };
+            let name = if slope.is_some() { "conv2d_leaky_relu" } else { "conv2d" };
+            let _p = crate::profile::scope(name, 2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64, crate::profile::bytes_of(weight, g.n * g.in_sample() + weight.numel() + g.n * g.out_sample()));
+            let mut operands = vec![&x, weight];
+            operands.extend(bias);
+            let guards: Vec<_> = operands.iter().map(|t| t.storage()).collect();
+            let (be, b) = cuda::buffers(OP, &guards)?.ok_or_else(|| Error::Unsupported { op: OP, device: x.device().name() })?;
+            let y = cuda::conv2d_cuda(&be, b[0], b[1], b.get(2).copied(), &g, slope.map(|a| a as f32))?;
+            drop(b);
+            drop(guards);
+            let storage = Storage::Cuda(crate::storage::CudaStorage { buf: y, backend: be });
             return Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }));
         }
         if !all_cpu(&all) || !cpu::fused_supported(&g) {

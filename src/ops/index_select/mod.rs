@@ -1,6 +1,8 @@
 //! index_select along the batch (first) axis: building mini-batches and pairing samples.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
 
@@ -24,6 +26,8 @@ impl Backward for IndexSelectBackward {
         let row = numel(&inputs[0].shape()[1..]);
         let st = match &*g.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::scatter_add_rows(v, row, &self.idx, self.n))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.wrap(cuda::scatter_add_rows_cuda(&c.backend, &c.buf, row, &self.idx, self.n)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::scatter_add_rows_wgpu(&w.backend, &w.buf, row, &self.idx, self.n)?),
             #[allow(unreachable_patterns)]
@@ -47,6 +51,8 @@ impl Tensor {
         let _p = crate::profile::scope("index_select", 0.0, crate::profile::bytes_of(self, 2 * idx.len() * row));
         let storage = match &*self.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::gather_rows(v, row, idx))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(c) => c.wrap(cuda::gather_rows_cuda(&c.backend, &c.buf, row, idx)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::gather_rows_wgpu(&w.backend, &w.buf, row, n, idx)?),
             #[allow(unreachable_patterns)]

@@ -1,6 +1,8 @@
 //! Layout ops: reshape (zero-copy), permute/transpose (copy), broadcast_to (copy).
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
 
@@ -93,6 +95,8 @@ impl Tensor {
         let _p = crate::profile::scope("permute", 0.0, crate::profile::bytes_of(self, 2 * self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::permute(v, self.shape(), perm))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::permute_cuda(&s.backend, &s.buf, self.shape(), perm)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::permute_wgpu(&s.backend, &s.buf, self.shape(), perm)?),
             #[allow(unreachable_patterns)]
@@ -124,6 +128,8 @@ impl Tensor {
         let _p = crate::profile::scope("broadcast_to", 0.0, crate::profile::bytes_of(self, numel(shape) + self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::strided_copy(v, &src, shape))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::strided_copy_cuda(&s.backend, "broadcast_to", &s.buf, &src, shape)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::strided_copy(&s.backend, "broadcast_to", &s.buf, 0, &src, shape)?),
             #[allow(unreachable_patterns)]

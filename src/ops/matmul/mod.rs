@@ -2,6 +2,8 @@
 //! shared across the batch (a linear layer). Backward: dA = dC B^T, dB = A^T dC.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
 
@@ -61,6 +63,10 @@ impl Tensor {
                     cpu_map2!(x, y, |p, q| cpu::matmul(p, q, batch, m, k, n, b_batched))
                         .ok_or_else(|| Error::Mismatch { op: "matmul", msg: format!("dtypes differ: {} vs {}", x.dtype(), y.dtype()) })?,
                 ),
+                #[cfg(feature = "cuda")]
+                (Storage::Cuda(x), Storage::Cuda(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
+                    x.wrap(cuda::matmul_cuda(&x.backend, &x.buf, &y.buf, batch, m, k, n, b_batched)?)
+                }
                 #[cfg(feature = "wgpu")]
                 (Storage::Wgpu(x), Storage::Wgpu(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
                     crate::backend::wgpu::storage(&x.backend, wgpu::matmul_wgpu(&x.backend, &x.buf, &y.buf, batch, m, k, n, b_batched)?)

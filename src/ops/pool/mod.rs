@@ -6,6 +6,8 @@
 //! the padding may be at most half the kernel, so every window holds at least one input element.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
 
@@ -68,6 +70,8 @@ impl Backward for AvgPoolBackward {
                 let _p = crate::profile::scope("avg_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
                 Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d_backward(v, &self.0)))
             }
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::avg_pool2d_backward_cuda(&s.backend, &s.buf, &self.0)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::avg_pool2d_backward_wgpu(&s.backend, &s.buf, &self.0)?),
             #[allow(unreachable_patterns)]
@@ -82,6 +86,9 @@ enum PoolIdx {
     Cpu(Arc<Vec<usize>>),
     #[cfg(feature = "wgpu")]
     Wgpu(crate::backend::wgpu::WgpuBuffer),
+    /// No index list on CUDA: the backward kernel finds each window's maximum again.
+    #[cfg(feature = "cuda")]
+    Recompute,
 }
 
 struct MaxPoolBackward {
@@ -103,6 +110,11 @@ impl Backward for MaxPoolBackward {
                 let _p = crate::profile::scope("max_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
                 crate::backend::wgpu::storage(&s.backend, wgpu::max_pool2d_backward_wgpu(&s.backend, &s.buf, idx, &self.geom)?)
             }
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(s), _) => match &*inputs[0].storage() {
+                Storage::Cuda(x) => s.wrap(cuda::max_pool2d_backward_cuda(&s.backend, &x.buf, &s.buf, &self.geom)?),
+                other => return Err(Error::Mismatch { op: "max_pool2d_backward", msg: format!("gradient on {} but input on {}", s.backend.name(), other.device_name()) }),
+            },
             #[allow(unreachable_patterns)]
             (other, _) => return Err(Error::Unsupported { op: "max_pool2d_backward", device: other.device_name() }),
         };
@@ -119,6 +131,8 @@ impl Tensor {
         let _p = crate::profile::scope("avg_pool2d", 0.0, crate::profile::bytes_of(self, self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d(v, &g))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::avg_pool2d_cuda(&s.backend, &s.buf, &g)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::avg_pool2d_wgpu(&s.backend, &s.buf, &g)?),
             #[allow(unreachable_patterns)]
@@ -145,6 +159,8 @@ impl Tensor {
                     (Storage::Cpu(CpuStorage::F64(o)), PoolIdx::Cpu(Arc::new(i)))
                 }
             },
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => (s.wrap(cuda::max_pool2d_cuda(&s.backend, &s.buf, &g)?), PoolIdx::Recompute),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => {
                 let (o, i) = wgpu::max_pool2d_wgpu(&s.backend, &s.buf, &g)?;

@@ -1,6 +1,8 @@
 //! Reductions: sum and mean (all, or over axes), `sum_to` (undo a broadcast), max over an axis.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu;
 
@@ -43,6 +45,10 @@ enum ArgIdx {
     Cpu(Arc<Vec<usize>>),
     #[cfg(feature = "wgpu")]
     Wgpu(Arc<crate::backend::wgpu::WgpuBuffer>, Arc<crate::backend::wgpu::WgpuBackend>),
+    /// Indices on the device (u32 bits); the backward kernel does not need them (it finds the maximum
+    /// again), they are only read back when the caller asks for them.
+    #[cfg(feature = "cuda")]
+    Cuda(Arc<crate::backend::cuda::CudaBuffer>, Arc<crate::backend::cuda::CudaBackend>),
 }
 
 struct MaxBackward {
@@ -56,12 +62,19 @@ impl Backward for MaxBackward {
     fn name(&self) -> &'static str {
         "max"
     }
-    fn backward(&self, _: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    // Only the CUDA arm needs the input (it finds the maximum again instead of keeping indices on the device).
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn backward(&self, inputs: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let _p = crate::profile::scope("max_backward", 0.0, crate::profile::bytes_of(g, self.outer * self.n * self.inner));
         let s = match (&*g.storage(), &self.idx) {
             (Storage::Cpu(s), ArgIdx::Cpu(idx)) => Storage::Cpu(cpu_map!(s, |v| cpu::max_axis_backward(
                 v, idx, self.outer, self.n, self.inner
             ))),
+            #[cfg(feature = "cuda")]
+            (Storage::Cuda(gs), _) => match &*inputs[0].storage() {
+                Storage::Cuda(xs) => gs.wrap(cuda::max_axis_backward_cuda(&gs.backend, &xs.buf, &gs.buf, self.outer, self.n, self.inner)?),
+                other => return Err(Error::Mismatch { op: "max_backward", msg: format!("gradient on {} but input on {}", gs.backend.name(), other.device_name()) }),
+            },
             #[cfg(feature = "wgpu")]
             (Storage::Wgpu(s), ArgIdx::Wgpu(idx, _)) => crate::backend::wgpu::storage(
                 &s.backend,
@@ -83,6 +96,8 @@ impl Tensor {
             self.shape().iter().zip(&keep).map(|(&d, &k)| if k { d } else { 1 }).collect();
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::sum_axes(v, self.shape(), &keep))),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.wrap(cuda::sum_axes_cuda(&s.backend, &s.buf, self.shape(), &keep)?),
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(s) => {
                 let shape = self.shape();
@@ -184,6 +199,11 @@ impl Tensor {
                     (Storage::Cpu(crate::storage::CpuStorage::F64(vals)), ArgIdx::Cpu(Arc::new(idx)))
                 }
             },
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(st) => {
+                let (vals, idx) = cuda::max_axis_cuda(&st.backend, &st.buf, outer, n, inner)?;
+                (st.wrap(vals), ArgIdx::Cuda(Arc::new(idx), st.backend.clone()))
+            }
             #[cfg(feature = "wgpu")]
             Storage::Wgpu(st) => {
                 let (vals, idx) = wgpu::max_axis_wgpu(&st.backend, &st.buf, outer, n, inner)?;
@@ -198,6 +218,8 @@ impl Tensor {
                 // The indices are u32 bit patterns in an f32-typed buffer.
                 #[cfg(feature = "wgpu")]
                 ArgIdx::Wgpu(b, be) => be.download(b)?.into_iter().map(|f| f.to_bits() as usize).collect(),
+                #[cfg(feature = "cuda")]
+                ArgIdx::Cuda(b, be) => be.download_u32(b)?.into_iter().map(|u| u as usize).collect(),
             })
         } else {
             None
