@@ -71,9 +71,14 @@ fn load_png_tensor(path: &PathBuf) -> deephide::Result<Tensor> {
 pub fn run(a: HideArgs) -> deephide::Result<bool> {
     let device = Device::parse(&a.device)?;
     let eps = parse_eps(&a.eps)?;
-    let (net, _) = hiding::weights::load(&a.weights)?;
+    let (net, w) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
         p.assign(&p.to_device(&device)?.detach())?;
+    }
+    // A network trained with a bounded output (`train --bound-eps`) publishes cover + eps * tanh(delta / eps).
+    let bound = hiding::bound_eps_of(&w.metadata)?;
+    if let Some(b) = bound {
+        eprintln!("weights were trained with a bounded output: delta = {:.2}/255 * tanh(raw / {:.2}/255)", b * 255.0, b * 255.0);
     }
     match (&a.data, &a.cover, &a.secret) {
         (None, Some(cover), Some(secret)) => {
@@ -89,6 +94,10 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
                 .iter()
                 .zip(&st)
                 .map(|(&x, &y)| {
+                    let y = match bound {
+                        Some(b) => hiding::shortcut::bound_value(x, y, b),
+                        None => y,
+                    };
                     let d = if eps > 0.0 { (y - x).clamp(-eps as f32, eps as f32) } else { y - x };
                     image_io::to_u8(x + d) as f32 / 255.0
                 })
@@ -109,7 +118,7 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             let src = SemanticSource::parse(&a.semantic, a.seed)?;
             let pool = SecretPool::new(&src, ds.classes, a.secret_variants, (ds.channels, ds.height, ds.width))?;
             let mut progress = deephide::progress::Progress::new("hide", ds.len(), "img");
-            let (protected, stats) = hiding::protect_dataset(&net, &ds, &pool, eps, a.batch, &device, |n| progress.inc(n))?;
+            let (protected, stats) = hiding::protect_dataset(&net, &ds, &pool, eps, bound, a.batch, &device, |n| progress.inc(n))?;
             progress.finish();
             std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
             // Lossless image folder (folder:OUT reads it back), labels, and a binary copy in the source's

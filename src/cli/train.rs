@@ -73,6 +73,32 @@ pub struct TrainArgs {
     resume: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Bounded output: stego = cover + eps * tanh((stego - cover) / eps), in training and (stored in the
+    /// weights) in `hide`, so the secret is revealed from budget-limited images. A number or a fraction like
+    /// 8/255; 0: off.
+    #[arg(long, default_value = "0")]
+    bound_eps: String,
+    /// Round the stego image to u8 levels (straight-through gradient) before revealing in training.
+    #[arg(long)]
+    train_quantize: bool,
+    /// Distortions between hiding and revealing in training, one drawn per step: comma-separated from quant,
+    /// bit2 (2-bit depth, straight-through), blur (3x3 Gaussian), jpegQ (differentiable JPEG approximation
+    /// at quality Q, e.g. jpeg10); none: off.
+    #[arg(long, default_value = "none")]
+    distort: String,
+    /// Weight of the class-consistency loss: sum of squared deviations of each perturbation from the mean
+    /// perturbation of its class in the batch.
+    #[arg(long, default_value_t = 0.0)]
+    w_consistency: f64,
+    /// Weight of the perturbation's energy outside the low-low Haar band (--highfreq-levels levels), which
+    /// JPEG and blur remove.
+    #[arg(long, default_value_t = 0.0)]
+    w_highfreq: f64,
+    #[arg(long, default_value_t = 2)]
+    highfreq_levels: usize,
+    /// Weight of the budget-filling loss sum (eps - |delta|)^2 (eps: --bound-eps, or 8/255 without it).
+    #[arg(long, default_value_t = 0.0)]
+    w_fill: f64,
 }
 
 pub fn parse_z(s: &str) -> deephide::Result<ZMode> {
@@ -117,6 +143,13 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
         secret_variants: a.secret_variants,
         seed: a.seed,
         ckpt_every: a.ckpt_every,
+        bound_eps: crate::cli::hide::parse_eps(&a.bound_eps).map_err(|_| Error::msg(format!("bad --bound-eps `{}`: expected a number or a fraction like 8/255 in [0, 1]", a.bound_eps)))?,
+        train_quantize: a.train_quantize,
+        distort: hiding::Distortion::parse_list(&a.distort)?,
+        w_consistency: a.w_consistency,
+        w_highfreq: a.w_highfreq,
+        highfreq_levels: a.highfreq_levels,
+        w_fill: a.w_fill,
         ..TrainOptions::default()
     };
     let features = match (&a.features, a.w_lfc > 0.0) {

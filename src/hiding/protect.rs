@@ -52,12 +52,15 @@ impl PerturbationStats {
     }
 }
 
-/// Hide the pool's secrets in every image of `data`; `eps` > 0 clips delta to [-eps, eps].
+/// Hide the pool's secrets in every image of `data`; `bound` (the network's trained output bound, see
+/// `shortcut::bound_stego`) squashes delta first; `eps` > 0 then clips delta to [-eps, eps].
+#[allow(clippy::too_many_arguments)]
 pub fn protect_dataset(
     net: &InvertibleHiding,
     data: &Dataset,
     pool: &SecretPool,
     eps: f64,
+    bound: Option<f64>,
     batch: usize,
     device: &Device,
     mut on_batch: impl FnMut(usize),
@@ -84,6 +87,10 @@ pub fn protect_dataset(
                 .iter()
                 .zip(st)
                 .map(|(&a, &b)| {
+                    let b = match bound {
+                        Some(e) => super::shortcut::bound_value(a, b, e),
+                        None => b,
+                    };
                     let d = if eps > 0.0 { (b - a).clamp(-eps as f32, eps as f32) } else { b - a };
                     crate::image_io::to_u8(a + d)
                 })
