@@ -157,15 +157,17 @@ fn training_with_the_levers_changes_the_perturbations() {
         let net = InvertibleHiding::new(cfg.clone(), 1).unwrap();
         let rep = train(&net, &ds, &pool, o, None, &Device::Cpu, None, None, false).unwrap();
         assert!(rep.log.iter().all(|l| l.loss.is_finite()));
-        let (prot, stats) = protect_dataset(&net, &ds, &pool, 0.0, bound, 16, &Device::Cpu, |_| {}).unwrap();
+        // The plain network is clipped as `hide` does; the bounded one is not clipped at all.
+        let clip = if bound.is_some() { 0.0 } else { eps };
+        let (prot, stats) = protect_dataset(&net, &ds, &pool, clip, bound, 16, &Device::Cpu, |_| {}).unwrap();
+        eprintln!("bound {bound:?}: L-inf max {:.4}, intra-class variance {:.3e}, L2 {:.4}", stats.linf.max, intra_class_variance(&ds, &prot), stats.l2.mean());
         out.push((stats.linf.max, intra_class_variance(&ds, &prot), stats.l2.mean()));
     }
     let (plain, lever) = (out[0], out[1]);
     // The bound holds without any clip (eps = 0 in protect_dataset), up to u8 rounding.
     assert!(lever.0 <= eps + 0.5 / 255.0 + 1e-6, "bounded network published L-inf {}", lever.0);
-    // Filling the budget makes the perturbation bigger, consistency makes it vary less within a class
-    // relative to its size.
-    assert!(lever.2 > plain.2, "L2 with fill {} vs plain {}", lever.2, plain.2);
-    let rel = |o: (f64, f64, f64)| o.1 / (o.2 * o.2 / 64.0).max(1e-12);
-    assert!(rel(lever) < rel(plain), "relative intra-class variance {} vs {}", rel(lever), rel(plain));
+    // Filling the budget makes the perturbation bigger (every one of the 64 pixels at eps gives L2 8 eps);
+    // consistency makes it nearly the same for every image of a class (measured: 1.7e-8 vs 6.7e-6).
+    assert!(lever.2 > plain.2 && lever.2 > 0.9 * 8.0 * eps, "L2 with fill {} vs plain {}", lever.2, plain.2);
+    assert!(lever.1 < 0.1 * plain.1, "intra-class variance {} vs plain {}", lever.1, plain.1);
 }
