@@ -6,8 +6,9 @@
 #   experiments/run_row.sh NAME STEPS "EXTRA TRAIN FLAGS" [EVAL FLAGS...]
 #
 # Env: DEEPHIDE (binary, default target/release/deephide), RUNS (work dir, default /work/runs),
-#      SEED (hiding-network seed, default 0), EVAL_SEED (victim seed, default 0), SUBSET (victim training
-#      subset for screening, default 10000; `full` = all 60,000), CM (countermeasures, default
+#      SEED (hiding-network seed, default 0), EVAL_SEED (victim seed, default 0), SUBSET (protect and train
+#      victims on a class-balanced subset of this many images for screening, default 10000; `full` = all
+#      60,000), CM (countermeasures, default
 #      none,jpeg10,bit-depth-2), EPOCHS (default 10).
 # Writes RUNS/NAME/{hiding,protected,report} and copies the small outputs to experiments/reports/NAME/.
 set -euo pipefail
@@ -26,14 +27,14 @@ if [ ! -f "$D/hiding/hiding.safetensors" ]; then
 fi
 t1=$(date +%s)
 if [ ! -f "$D/protected/perturbation.json" ]; then
+  HS=(); [ "$SUBSET" = full ] || HS=(--subset "$SUBSET")
   nice -n 10 "$B" hide --weights "$D/hiding/hiding.safetensors" --data fashion-mnist --semantic single \
-    --secret-variants 1 --seed "$SEED" --eps 8/255 --out "$D/protected" > "$D/hide.log" 2>&1
+    --secret-variants 1 --seed "$SEED" --eps 8/255 "${HS[@]}" --out "$D/protected" > "$D/hide.log" 2>&1
 fi
 t2=$(date +%s)
-SUB=(); [ "$SUBSET" = full ] || SUB=(--train-subset "$SUBSET")
 REP=$D/report${EVAL_SEED:+-s$EVAL_SEED}-${SUBSET}
 nice -n 10 "$B" evaluate --train "folder:$D/protected" --test fashion-mnist --countermeasures "$CM" \
-  --epochs "$EPOCHS" --seed "$EVAL_SEED" "${SUB[@]}" --report "$REP" --quiet "$@" > "$REP.log" 2>&1
+  --epochs "$EPOCHS" --seed "$EVAL_SEED" --report "$REP" --quiet "$@" > "$REP.log" 2>&1
 t3=$(date +%s)
 O=experiments/reports/$NAME
 mkdir -p "$O"

@@ -42,6 +42,10 @@ pub struct HideArgs {
     eps: String,
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Protect only a class-balanced random subset of this many training images (drawn with --seed), e.g.
+    /// for quick screening with `evaluate --train folder:OUT`.
+    #[arg(long)]
+    subset: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also report how concentrated the perturbations are in this feature extractor's space (the LFC
@@ -114,7 +118,13 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             Ok(true)
         }
         (Some(spec), None, None) => {
-            let ds = data::load(spec, Split::Train)?;
+            let mut ds = data::load(spec, Split::Train)?;
+            if let Some(n) = a.subset {
+                if n == 0 {
+                    return Err(Error::msg("--subset must be at least 1"));
+                }
+                ds = data::balanced_subset(&ds, Some(n), &mut deephide::Rng::new(a.seed));
+            }
             let src = SemanticSource::parse(&a.semantic, a.seed)?;
             let pool = SecretPool::new(&src, ds.classes, a.secret_variants, (ds.channels, ds.height, ds.width))?;
             let mut progress = deephide::progress::Progress::new("hide", ds.len(), "img");
