@@ -4,7 +4,7 @@
 
 use deephide::countermeasures::jpeg;
 use deephide::data::Dataset;
-use deephide::hiding::shortcut::{self, budget_fill_loss, class_consistency_loss, highfreq_loss, Distortion};
+use deephide::hiding::shortcut::{self, budget_fill_loss, class_consistency_loss, highfreq_loss, semantic_align_loss, Distortion};
 use deephide::hiding::{protect_dataset, train, HidingConfig, InvertibleHiding, SecretPool, TrainOptions};
 use deephide::semantic::SemanticSource;
 use deephide::{Device, Rng, Tensor};
@@ -103,6 +103,14 @@ fn shortcut_losses_measure_what_they_say() {
     let eps = 0.03;
     assert!(budget_fill_loss(&delta, eps).unwrap().item().unwrap() < 1e-9);
     assert!((budget_fill_loss(&t(vec![0.0; 16], &[1, 1, 4, 4]), eps).unwrap().item().unwrap() - 16.0 * 0.0009).abs() < 1e-6);
+    // Alignment: zero when delta is the secret mapped to [-eps, eps]; eps^2 per pixel for delta = 0 and a
+    // binary secret.
+    let secret = t((0..16).map(|i| (i % 2) as f32).collect(), &[1, 1, 4, 4]);
+    let aligned = t((0..16).map(|i| if i % 2 == 1 { 0.03 } else { -0.03 }).collect(), &[1, 1, 4, 4]);
+    assert!(semantic_align_loss(&aligned, &secret, eps).unwrap().item().unwrap() < 1e-9);
+    let zero = t(vec![0.0; 16], &[1, 1, 4, 4]);
+    assert!((semantic_align_loss(&zero, &secret, eps).unwrap().item().unwrap() - 16.0 * 0.0009).abs() < 1e-6);
+    assert!(semantic_align_loss(&zero, &t(vec![0.0; 4], &[1, 1, 2, 2]), eps).is_err());
 }
 
 fn synthetic(n: usize, classes: usize, s: usize, seed: u64) -> Dataset {

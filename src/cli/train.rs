@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Weight of the budget-filling loss sum (eps - |delta|)^2 (eps: --bound-eps, or 8/255 without it).
     #[arg(long, default_value_t = 0.0)]
     w_fill: f64,
+    /// Weight of the semantic-alignment loss sum (delta - eps (2 secret - 1))^2: the perturbation should be
+    /// the class's semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it).
+    #[arg(long, default_value_t = 0.0)]
+    w_align: f64,
 }
 
 pub fn parse_z(s: &str) -> deephide::Result<ZMode> {
@@ -150,6 +154,7 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
         w_highfreq: a.w_highfreq,
         highfreq_levels: a.highfreq_levels,
         w_fill: a.w_fill,
+        w_align: a.w_align,
         ..TrainOptions::default()
     };
     let features = match (&a.features, a.w_lfc > 0.0) {

@@ -11,6 +11,8 @@
 //! - `highfreq_loss`: energy of the perturbation outside the low-low Haar band after `levels` levels
 //!   (JPEG and blur keep the low band).
 //! - `budget_fill_loss`: sum (eps - |delta|)^2, which pushes every pixel's perturbation to the budget.
+//! - `semantic_align_loss`: sum (delta - eps (2 secret - 1))^2: the perturbation should be the class's
+//!   semantic image itself, mapped to [-eps, eps] (class-consistent, budget-filling and low-frequency at once).
 
 use crate::countermeasures::jpeg::tables::{scaled_table, LUMA_QUANT};
 use crate::rng::Rng;
@@ -222,4 +224,13 @@ pub fn highfreq_loss(delta: &Tensor, levels: usize) -> Result<Tensor> {
 /// Sum (eps - |delta|)^2: zero only when every pixel's perturbation is at the budget.
 pub fn budget_fill_loss(delta: &Tensor, eps: f64) -> Result<Tensor> {
     delta.abs()?.neg()?.add_scalar(eps)?.square()?.sum_all()
+}
+
+/// Sum (delta - eps * (2 secret - 1))^2.
+pub fn semantic_align_loss(delta: &Tensor, secret: &Tensor, eps: f64) -> Result<Tensor> {
+    if delta.shape() != secret.shape() {
+        return Err(Error::shape("semantic_align_loss", format!("perturbations {} vs secrets {}", crate::shape::fmt_shape(delta.shape()), crate::shape::fmt_shape(secret.shape()))));
+    }
+    let target = secret.mul_scalar(2.0 * eps)?.add_scalar(-eps)?;
+    delta.sub(&target)?.square()?.sum_all()
 }

@@ -86,6 +86,8 @@ pub struct TrainOptions {
     pub highfreq_levels: usize,
     /// Weight of sum (eps - |delta|)^2 with eps = `bound_eps` (or 8/255 without a bound).
     pub w_fill: f64,
+    /// Weight of sum (delta - eps (2 secret - 1))^2 (eps as for `w_fill`).
+    pub w_align: f64,
 }
 
 impl Default for TrainOptions {
@@ -115,6 +117,7 @@ impl Default for TrainOptions {
             w_highfreq: 0.0,
             highfreq_levels: 2,
             w_fill: 0.0,
+            w_align: 0.0,
         }
     }
 }
@@ -404,9 +407,12 @@ pub fn train(
         if opts.w_highfreq > 0.0 {
             loss = loss.add(&shortcut::highfreq_loss(&delta, opts.highfreq_levels)?.mul_scalar(opts.w_highfreq)?)?;
         }
+        let budget = if opts.bound_eps > 0.0 { opts.bound_eps } else { 8.0 / 255.0 };
         if opts.w_fill > 0.0 {
-            let eps = if opts.bound_eps > 0.0 { opts.bound_eps } else { 8.0 / 255.0 };
-            loss = loss.add(&shortcut::budget_fill_loss(&delta, eps)?.mul_scalar(opts.w_fill)?)?;
+            loss = loss.add(&shortcut::budget_fill_loss(&delta, budget)?.mul_scalar(opts.w_fill)?)?;
+        }
+        if opts.w_align > 0.0 {
+            loss = loss.add(&shortcut::semantic_align_loss(&delta, &secret, budget)?.mul_scalar(opts.w_align)?)?;
         }
         let mut lfc_v = 0.0;
         if let (Some(emb), true) = (lfc, opts.w_lfc > 0.0) {
