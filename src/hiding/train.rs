@@ -81,7 +81,8 @@ pub struct TrainOptions {
     /// Weight of the class-consistency loss (squared deviation of each perturbation from its class's mean
     /// in the batch).
     pub w_consistency: f64,
-    /// Weight of the perturbation's energy outside the low-low Haar band of `highfreq_levels` levels.
+    /// Weight of the perturbation's energy outside the low-low Haar band of `highfreq_levels` levels (fewer
+    /// when the image size does not divide by 2^levels).
     pub w_highfreq: f64,
     pub highfreq_levels: usize,
     /// Weight of sum (eps - |delta|)^2 with eps = `bound_eps` (or 8/255 without a bound).
@@ -404,8 +405,10 @@ pub fn train(
         if opts.w_consistency > 0.0 {
             loss = loss.add(&shortcut::class_consistency_loss(&delta, &labels)?.mul_scalar(opts.w_consistency)?)?;
         }
-        if opts.w_highfreq > 0.0 {
-            loss = loss.add(&shortcut::highfreq_loss(&delta, opts.highfreq_levels)?.mul_scalar(opts.w_highfreq)?)?;
+        // As many Haar levels as asked for and the image size allows (28x28: 2, 30x30: 1).
+        let hf_levels = (0..=opts.highfreq_levels).rev().find(|&l| h % (1 << l) == 0 && w % (1 << l) == 0).unwrap_or(0);
+        if opts.w_highfreq > 0.0 && hf_levels > 0 {
+            loss = loss.add(&shortcut::highfreq_loss(&delta, hf_levels)?.mul_scalar(opts.w_highfreq)?)?;
         }
         let budget = if opts.bound_eps > 0.0 { opts.bound_eps } else { 8.0 / 255.0 };
         if opts.w_fill > 0.0 {
