@@ -20,10 +20,11 @@ pub struct HideArgs {
     /// Data set to protect (its training split).
     #[arg(long)]
     data: Option<String>,
-    /// Semantic images: procedural, single, noise or folder:DIR (as in training).
-    #[arg(long, default_value = "procedural")]
+    /// Semantic images: procedural, single, noise or folder:DIR (as in training; default as `train`'s).
+    #[arg(long, default_value = "single")]
     semantic: String,
-    #[arg(long, default_value_t = 64)]
+    /// Semantic images per class (as in training; default as `train`'s).
+    #[arg(long, default_value_t = 1)]
     secret_variants: usize,
     /// Seed of the semantic source (as in training).
     #[arg(long, default_value_t = 0)]
@@ -178,7 +179,7 @@ pub struct RevealArgs {
     #[arg(long)]
     out: PathBuf,
     /// Semantic source to compare the revealed image with (procedural, single, noise or folder:DIR).
-    #[arg(long, default_value = "procedural")]
+    #[arg(long, default_value = "single")]
     semantic: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
