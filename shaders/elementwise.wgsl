@@ -6,7 +6,7 @@
 //
 // Every entry point of this file shares one uniform struct: auto-derived pipeline layouts put the uniform at
 // the binding right after the storage buffers, and one struct per file keeps a single host-side mirror
-// (`AddParams` in src/ops/binary/wgpu.rs) in sync with it.
+// (`Params` in src/ops/binary/wgpu.rs) in sync with it.
 
 const WG: u32 = 64u;
 const MAX_RANK: u32 = 6u;
@@ -16,7 +16,9 @@ struct Params {
     n: u32,
     // Number of axes in use (<= 6); unused only by `add`.
     rank: u32,
-    _pad0: u32,
+    // Op code of `binary` (add 0, sub 1, mul 2, div 3, maximum 4, ge 5; `op_code` in
+    // src/ops/binary/wgpu.rs); unused by `add` and `add_broadcast`.
+    op: u32,
     _pad1: u32,
     // Six u32 per array, packed as two vec4: uniform arrays need a 16-byte element stride, so a plain
     // array<u32, 6> would not be allowed in the uniform address space.
@@ -76,4 +78,48 @@ fn add_broadcast(
         ib += coord * axis(p.b_strides, d);
     }
     out[i] = a[ia] + b[ib];
+}
+
+// Same comparisons as the CPU kernel (src/ops/binary/cpu.rs), so NaN handling agrees: maximum keeps `x`
+// only when x >= y holds.
+fn combine(op: u32, x: f32, y: f32) -> f32 {
+    switch op {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return select(y, x, x >= y); }
+        case 5u: { return select(0.0, 1.0, x >= y); }
+        default: { return x; }
+    }
+}
+
+// Every broadcasting binary op: indices as in `add_broadcast`; with rank 0 (same shapes, contiguous) the
+// index loop does nothing and both inputs are read at i, which the host uses for the dense case.
+@compute @workgroup_size(64)
+fn binary(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let i = linear_id(wg, nwg, lidx);
+    if (i >= p.n) {
+        return;
+    }
+    var ia = i;
+    var ib = i;
+    if (p.rank > 0u) {
+        var rem = i;
+        ia = 0u;
+        ib = 0u;
+        for (var k = 0u; k < p.rank; k++) {
+            let d = p.rank - 1u - k;
+            let size = axis(p.out_shape, d);
+            let coord = rem % size;
+            rem = rem / size;
+            ia += coord * axis(p.a_strides, d);
+            ib += coord * axis(p.b_strides, d);
+        }
+    }
+    out[i] = combine(p.op, a[ia], b[ib]);
 }

@@ -58,3 +58,38 @@ fn haar_dwt(
     y[dst + 2u * band] = -a + b - c + d;    // LH
     y[dst + 3u * band] = a - b - c + d;     // HH
 }
+
+// Inverse transform, (N, 4C, H2, W2) -> (N, C, 2*H2, 2*W2), the exact inverse (and, the transform being
+// orthonormal, the adjoint) of haar_dwt. One invocation per output 2x2 block; same Params, with `blocks` =
+// N * C * H2 * W2 and `c` the output channels.
+@compute @workgroup_size(64)
+fn haar_iwt(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lidx: u32,
+) {
+    let i = ((wg.z * nwg.y + wg.y) * nwg.x + wg.x) * WG + lidx;
+    if (i >= p.blocks) {
+        return;
+    }
+    let q = i % p.w2;
+    let r = (i / p.w2) % p.h2;
+    let nc = i / (p.w2 * p.h2);
+    let ci = nc % p.c;
+    let n = nc / p.c;
+
+    let plane = p.h2 * p.w2;
+    let band = p.c * plane;
+    let src = (n * 4u * p.c + ci) * plane + r * p.w2 + q;
+    let ll = x[src];
+    let hl = x[src + band];
+    let lh = x[src + 2u * band];
+    let hh = x[src + 3u * band];
+
+    let w = 2u * p.w2;
+    let dst = nc * (4u * plane) + (2u * r) * w + 2u * q;
+    y[dst] = (ll - hl - lh + hh) * 0.5;          // a: row 0, col 0
+    y[dst + w] = (ll - hl + lh - hh) * 0.5;      // b: row 1, col 0
+    y[dst + 1u] = (ll + hl - lh - hh) * 0.5;     // c: row 0, col 1
+    y[dst + w + 1u] = (ll + hl + lh + hh) * 0.5; // d: row 1, col 1
+}

@@ -18,6 +18,100 @@ pub trait Backward: Send + Sync {
     /// Gradients of the inputs given the gradient of the output. `out` is the op's result (so rules like
     /// `exp` can reuse it without the node keeping a reference cycle). `None` = no gradient for that input.
     fn backward(&self, inputs: &[Tensor], out: &Tensor, grad: &Tensor) -> Result<Vec<Option<Tensor>>>;
+
+    /// [`Backward::backward`] given `acc`, the gradient accumulated so far for each input (from its other
+    /// uses), returning the totals. The default computes the gradients and adds them; ops that can add
+    /// into an existing buffer while they compute (the dense-block convolution, whose inputs feed several
+    /// convolutions) override it to save the separate passes.
+    fn backward_accumulate(
+        &self,
+        inputs: &[Tensor],
+        out: &Tensor,
+        grad: &Tensor,
+        acc: Vec<Option<Tensor>>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        accumulate_default(self, inputs, out, grad, acc)
+    }
+}
+
+/// The default [`Backward::backward_accumulate`]: `backward`, then add each gradient to what was
+/// accumulated. Overrides call it for the cases they do not handle themselves.
+pub(crate) fn accumulate_default<B: Backward + ?Sized>(
+    op: &B,
+    inputs: &[Tensor],
+    out: &Tensor,
+    grad: &Tensor,
+    acc: Vec<Option<Tensor>>,
+) -> Result<Vec<Option<Tensor>>> {
+    {
+        let grads = op.backward(inputs, out, grad)?;
+        if grads.len() != inputs.len() {
+            return Err(Error::msg(format!(
+                "backward of `{}` returned {} gradients for {} inputs",
+                op.name(),
+                grads.len(),
+                inputs.len()
+            )));
+        }
+        grads
+            .into_iter()
+            .zip(acc)
+            .zip(inputs)
+            .map(|((g, a), inp)| {
+                if let Some(g) = &g {
+                    check_grad_shape(op.name(), g, inp)?;
+                }
+                match (a, g) {
+                    (Some(a), Some(g)) => add_into(a, &g).map(Some),
+                    (a, g) => Ok(a.or(g)),
+                }
+            })
+            .collect()
+    }
+}
+
+fn check_grad_shape(op: &str, g: &Tensor, input: &Tensor) -> Result<()> {
+    if g.shape() != input.shape() {
+        return Err(Error::shape(
+            "backward",
+            format!("`{op}` produced a gradient of shape {} for an input of shape {}", fmt_shape(g.shape()), fmt_shape(input.shape())),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `t` is the only handle on its storage: a gradient being accumulated can then be added to in
+/// place (backward creates such tensors; a shared one, e.g. the same gradient passed to both inputs of
+/// an add, is never written).
+pub(crate) fn is_unique(t: &Tensor) -> bool {
+    std::sync::Arc::strong_count(&t.0) == 1 && std::sync::Arc::strong_count(t.storage_arc()) == 1
+}
+
+/// `acc + g`, written into `acc`'s buffer when it is a unique CPU tensor of the same shape and dtype.
+pub(crate) fn add_into(acc: Tensor, g: &Tensor) -> Result<Tensor> {
+    use crate::storage::{CpuStorage, Storage};
+    if acc.shape() == g.shape() && acc.dtype() == g.dtype() && is_unique(&acc) {
+        let _p = crate::profile::scope("add_into", acc.numel() as f64, crate::profile::bytes_of(&acc, 3 * acc.numel()));
+        let done = {
+            let mut dst = acc.storage_arc().write().unwrap_or_else(|e| e.into_inner());
+            let src = g.storage();
+            match (&mut *dst, &*src) {
+                (Storage::Cpu(CpuStorage::F32(d)), Storage::Cpu(CpuStorage::F32(s))) => {
+                    crate::ops::binary::add_assign_slice(d, s);
+                    true
+                }
+                (Storage::Cpu(CpuStorage::F64(d)), Storage::Cpu(CpuStorage::F64(s))) => {
+                    crate::ops::binary::add_assign_slice(d, s);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if done {
+            return Ok(acc);
+        }
+    }
+    acc.add(g)
 }
 
 pub(crate) struct Node {
@@ -91,7 +185,7 @@ fn topo_order(root: &Tensor) -> Vec<Tensor> {
 
 fn accumulate(map: &mut HashMap<usize, Tensor>, id: usize, g: Tensor) -> Result<()> {
     let new = match map.remove(&id) {
-        Some(old) => old.add(&g)?,
+        Some(old) => add_into(old, &g)?,
         None => g,
     };
     map.insert(id, new);
@@ -130,32 +224,32 @@ impl Tensor {
             // Taking the gradient out frees it as soon as it has been propagated.
             let Some(g) = grads.remove(&t.id()) else { continue };
             if let Some(node) = t.node() {
-                let in_grads = node.op.backward(&node.inputs, t, &g)?;
-                if in_grads.len() != node.inputs.len() {
+                // Hand the op what its inputs have accumulated so far; it returns the totals. An input
+                // that appears twice gets its sum in the first slot and the second slot's gradient is
+                // added by `accumulate`.
+                let acc: Vec<Option<Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|inp| if inp.tracks_grad() { grads.remove(&inp.id()) } else { None })
+                    .collect();
+                let totals = node.op.backward_accumulate(&node.inputs, t, &g, acc)?;
+                if totals.len() != node.inputs.len() {
                     return Err(Error::msg(format!(
                         "backward of `{}` returned {} gradients for {} inputs",
-                        node.op.name(), in_grads.len(), node.inputs.len()
+                        node.op.name(), totals.len(), node.inputs.len()
                     )));
                 }
-                for (inp, ig) in node.inputs.iter().zip(in_grads) {
+                for (inp, ig) in node.inputs.iter().zip(totals) {
                     let Some(ig) = ig else { continue };
                     if !inp.tracks_grad() {
                         continue;
                     }
-                    if ig.shape() != inp.shape() {
-                        return Err(Error::shape(
-                            "backward",
-                            format!(
-                                "`{}` produced a gradient of shape {} for an input of shape {}",
-                                node.op.name(), fmt_shape(ig.shape()), fmt_shape(inp.shape())
-                            ),
-                        ));
-                    }
+                    check_grad_shape(node.op.name(), &ig, inp)?;
                     accumulate(&mut grads, inp.id(), ig)?;
                 }
             } else if t.requires_grad() {
                 let new = match t.grad() {
-                    Some(old) => old.add(&g)?,
+                    Some(old) => add_into(old, &g)?,
                     None => g,
                 };
                 t.set_grad(Some(new));

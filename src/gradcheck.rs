@@ -178,19 +178,20 @@ pub fn all_cases(seed: u64) -> Vec<GradCase> {
     cs.push(case("cosine_similarity", "(4, 6) axis 1", vec![randn(&[4, 6], r), randn(&[4, 6], r)], |x| F::cosine_similarity(&x[0], &x[1], 1, 1e-8)));
     cs.push(case("cosine_similarity", "(3, 5, 2) axis 1", vec![randn(&[3, 5, 2], r), randn(&[3, 5, 2], r)], |x| F::cosine_similarity(&x[0], &x[1], 1, 1e-8)));
     cs.push(case("batch_norm", "(4, 3, 3, 5) train", vec![randn(&[4, 3, 3, 5], r), positive(&[3], r), randn(&[3], r)], |x| {
-        let (rm, rv) = (Tensor::zeros(&[3], DType::F64), Tensor::ones(&[3], DType::F64));
+        let (rm, rv) = (stat_like(&x[0], 3, 0.0)?, stat_like(&x[0], 3, 1.0)?);
         F::batch_norm(&x[0], &rm, &rv, Some(&x[1]), Some(&x[2]), true, 0.1, 1e-5)
     }));
     cs.push(case("batch_norm", "(1, 2, 3, 3) train batch 1", vec![randn(&[1, 2, 3, 3], r)], |x| {
-        let (rm, rv) = (Tensor::zeros(&[2], DType::F64), Tensor::ones(&[2], DType::F64));
+        let (rm, rv) = (stat_like(&x[0], 2, 0.0)?, stat_like(&x[0], 2, 1.0)?);
         F::batch_norm(&x[0], &rm, &rv, None, None, true, 0.1, 1e-5)
     }));
     let (rm, rv) = (randn(&[3], r), positive(&[3], r));
     cs.push(case("batch_norm", "(2, 3, 2, 2) eval", vec![randn(&[2, 3, 2, 2], r), positive(&[3], r), randn(&[3], r)], move |x| {
+        let (rm, rv) = (on_device_of(&rm, &x[0])?, on_device_of(&rv, &x[0])?);
         F::batch_norm(&x[0], &rm, &rv, Some(&x[1]), Some(&x[2]), false, 0.1, 1e-5)
     }));
     cs.push(case("batch_norm", "(6, 4) train", vec![randn(&[6, 4], r), positive(&[4], r), randn(&[4], r)], |x| {
-        let (rm, rv) = (Tensor::zeros(&[4], DType::F64), Tensor::ones(&[4], DType::F64));
+        let (rm, rv) = (stat_like(&x[0], 4, 0.0)?, stat_like(&x[0], 4, 1.0)?);
         F::batch_norm(&x[0], &rm, &rv, Some(&x[1]), Some(&x[2]), true, 0.1, 1e-5)
     }));
     cs.push(case("dropout", "(4, 6) p 0.3", vec![randn(&[4, 6], r)], |x| F::dropout(&x[0], 0.3, true, &mut Rng::new(7))));
@@ -219,6 +220,33 @@ fn extra_cases(cs: &mut Vec<GradCase>, r: &mut Rng) {
         }
         cs.push(case("conv2d", desc, inputs, move |x| x[0].conv2d(&x[1], x.get(2), stride, pad)));
     }
+    // The fused dense-block convolution: parts read in place, LeakyReLU epilogue, and its weight gradient
+    // over parts (differentiated through conv2d_concat's backward). Non-zero slope so both sides of the
+    // activation carry gradient.
+    cs.push(case(
+        "conv2d_concat",
+        "parts (2,3,5,6)+(2,2,5,6) w(4,5,3,3) +bias leaky 0.2",
+        vec![randn(&[2, 3, 5, 6], r), randn(&[2, 2, 5, 6], r), randn(&[4, 5, 3, 3], r), randn(&[4], r)],
+        |x| Tensor::conv2d_concat(&[&x[0], &x[1]], &x[2], Some(&x[3]), (1, 1), (1, 1), Some(0.2)),
+    ));
+    cs.push(case(
+        "conv2d_concat",
+        "parts (1,1,4,4)+(1,2,4,4)+(1,1,4,4) w(3,4,3,3) no bias, linear",
+        vec![randn(&[1, 1, 4, 4], r), randn(&[1, 2, 4, 4], r), randn(&[1, 1, 4, 4], r), randn(&[3, 4, 3, 3], r)],
+        |x| Tensor::conv2d_concat(&[&x[0], &x[1], &x[2]], &x[3], None, (1, 1), (1, 1), None),
+    ));
+    cs.push(case(
+        "conv2d_leaky_relu",
+        "x(2,3,6,5) w(4,3,3,3) +bias s(2,2) slope 0.1 (composed path)",
+        vec![randn(&[2, 3, 6, 5], r), randn(&[4, 3, 3, 3], r), randn(&[4], r)],
+        |x| x[0].conv2d_leaky_relu(&x[1], Some(&x[2]), (2, 2), (1, 1), 0.1),
+    ));
+    cs.push(case(
+        "conv2d_weight_grad_concat",
+        "parts (2,2,5,5)+(2,1,5,5) dy(2,3,5,5)",
+        vec![randn(&[2, 2, 5, 5], r), randn(&[2, 1, 5, 5], r), randn(&[2, 3, 5, 5], r)],
+        |x| Tensor::conv2d_weight_grad_concat(&[&x[0], &x[1]], &x[2], (3, 3), (1, 1), (1, 1)),
+    ));
     for (xs, k, s, p) in [([2, 3, 6, 6], (2, 2), (2, 2), (0, 0)), ([1, 2, 5, 7], (3, 3), (2, 2), (1, 1)), ([2, 1, 5, 4], (3, 2), (1, 1), (1, 0))] {
         let desc = format!("{} k{:?} s{:?} p{:?}", fmt_shape(&xs), k, s, p);
         cs.push(case("avg_pool2d", desc.clone(), vec![randn(&xs, r)], move |x| x[0].avg_pool2d(k, s, p)));
@@ -233,25 +261,49 @@ fn extra_cases(cs: &mut Vec<GradCase>, r: &mut Rng) {
     for p in net.parameters() {
         p.assign(&Tensor::randn(p.shape(), 0.1, DType::F64, r)).expect("same shape");
     }
-    let blk = net.blocks[0].clone();
-    let blk2 = blk.clone();
+    let (n1, n2) = (net.clone(), net.clone());
     cs.push(case("affine_coupling", "forward (2, 4, 3, 3) x2", vec![randn(&[2, 4, 3, 3], r), randn(&[2, 4, 3, 3], r)], move |x| {
-        let (a, b) = blk.forward(&x[0], &x[1])?;
+        let (a, b) = net_like(&n1, &x[0])?.blocks[0].forward(&x[0], &x[1])?;
         Tensor::concat(&[&a, &b], 1)
     }));
     cs.push(case("affine_coupling", "reverse (1, 4, 2, 3) x2", vec![randn(&[1, 4, 2, 3], r), randn(&[1, 4, 2, 3], r)], move |x| {
-        let (a, b) = blk2.reverse(&x[0], &x[1])?;
+        let (a, b) = net_like(&n2, &x[0])?.blocks[0].reverse(&x[0], &x[1])?;
         Tensor::concat(&[&a, &b], 1)
     }));
     let net2 = net.clone();
     cs.push(case("invertible_hiding", "hide 2 blocks (2, 1, 4, 4) x2", vec![randn(&[2, 1, 4, 4], r), randn(&[2, 1, 4, 4], r)], move |x| {
-        let h = net.hide(&x[0], &x[1])?;
+        let h = net_like(&net, &x[0])?.hide(&x[0], &x[1])?;
         Tensor::concat(&[&h.stego.reshape(&[2, 16])?, &h.lost.reshape(&[2, 16])?], 1)
     }));
     cs.push(case("invertible_hiding", "reveal 2 blocks (1, 1, 4, 4) + z", vec![randn(&[1, 1, 4, 4], r), randn(&[1, 4, 2, 2], r)], move |x| {
-        let (c, s) = net2.reveal(&x[0], &x[1])?;
+        let (c, s) = net_like(&net2, &x[0])?.reveal(&x[0], &x[1])?;
         Tensor::concat(&[&c, &s], 1)
     }));
+}
+
+/// Running statistics of `c` channels filled with `v`, on `x`'s device and dtype (the analytic run of a
+/// GPU check has f32 device inputs; the numeric run f64 CPU ones).
+fn stat_like(x: &Tensor, c: usize, v: f64) -> Result<Tensor> {
+    Tensor::full(&[c], v, x.dtype()).to_device(&x.device())
+}
+
+/// `t` converted to `x`'s dtype and moved to its device.
+fn on_device_of(t: &Tensor, x: &Tensor) -> Result<Tensor> {
+    t.to_dtype(x.dtype())?.to_device(&x.device())
+}
+
+/// The network with its weights in `x`'s dtype on `x`'s device: the cases hold f64 CPU weights, which
+/// serve the numeric run as they are; the analytic run on a GPU gets an f32 copy there.
+fn net_like(net: &InvertibleHiding, x: &Tensor) -> Result<InvertibleHiding> {
+    if x.device().is_cpu() && x.dtype() == DType::F64 {
+        return Ok(net.clone());
+    }
+    let copy = InvertibleHiding::new_with_dtype(net.cfg.clone(), 0, x.dtype())?;
+    for (dst, src) in copy.parameters().iter().zip(net.parameters()) {
+        dst.assign(&src.to_dtype(x.dtype())?.detach())?;
+    }
+    copy.to_device(&x.device())?;
+    Ok(copy)
 }
 
 /// The scalar whose gradient is checked: sum(f(inputs) * proj).

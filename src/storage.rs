@@ -171,6 +171,9 @@ impl Storage {
     pub fn duplicate(&self) -> crate::Result<Storage> {
         match self {
             Storage::Cpu(s) => Ok(Storage::Cpu(s.clone())),
+            // On the device: optimizers assign every step, and a host round trip would stall each one.
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => Ok(Storage::Wgpu(WgpuStorage { buf: s.backend.copy(&s.buf)?, backend: s.backend.clone() })),
             #[allow(unreachable_patterns)]
             other => Storage::from_cpu(other.to_cpu()?, &other.device()),
         }

@@ -245,6 +245,19 @@ impl Tensor {
         Ok(Tensor::from_op(storage, self.shape().to_vec(), &[self], ToDeviceBackward(self.device())))
     }
 
+    /// Move this tensor's data to `device` in place, keeping its identity: a model's parameters stay the
+    /// same tensors (optimizers and modules keep referring to them) while their storage moves. Any
+    /// accumulated gradient is dropped (it lives on the old device). Not differentiable: for leaves.
+    pub fn move_to_device_(&self, device: &Device) -> Result<()> {
+        if self.device() == *device {
+            return Ok(());
+        }
+        let new = Storage::from_cpu(self.to_cpu_storage()?, device)?;
+        *self.0.storage.write().expect("storage lock poisoned") = new;
+        self.zero_grad();
+        Ok(())
+    }
+
     /// Convert the element type. Differentiable: the gradient is converted back.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if self.dtype() == dtype {

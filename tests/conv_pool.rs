@@ -58,6 +58,11 @@ const CFGS: &[Cfg] = &[
     Cfg::new((2, 2, 6, 7), (3, 4, 3), (3, 2), (1, 1), true),
     Cfg::new((1, 3, 7, 7), (2, 3, 3), (2, 2), (1, 1), true),
     Cfg::new((2, 2, 4, 5), (3, 1, 1), (2, 2), (1, 0), false),
+    // Stride 1 with rows sharing their zero padding (pw < kw) and without (pw >= kw).
+    Cfg::new((2, 3, 6, 5), (3, 2, 2), (1, 1), (1, 1), true),
+    Cfg::new((1, 2, 5, 4), (2, 1, 1), (1, 1), (1, 1), false),
+    Cfg::new((2, 2, 7, 6), (3, 5, 5), (1, 1), (2, 2), true),
+    Cfg::new((1, 3, 5, 6), (2, 3, 3), (1, 1), (2, 1), true),
 ];
 
 /// Larger configurations: several im2col tiles, one output row per tile (K*Wo above the tile budget),

@@ -262,3 +262,22 @@ fn device_parsing() {
     let e = Device::parse("tpu").unwrap_err().to_string();
     assert!(e.contains("tpu") && e.contains("cpu"), "{e}");
 }
+
+/// Gradients of a tensor used several times are summed in place when the buffer is the accumulator's
+/// alone; a gradient shared between two inputs (add passes the same tensor to both) must not be
+/// modified through one of them.
+#[test]
+fn gradient_accumulation_in_place_keeps_shared_gradients_intact() {
+    let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad_(true);
+    let y = Tensor::from_vec(vec![0.5f32, -1.0, 4.0], &[3]).unwrap().requires_grad_(true);
+    let s = x.add(&y).unwrap(); // backward hands the same gradient tensor to x and y
+    let f = s.mul_scalar(3.0).unwrap().add(&s).unwrap().add(&x).unwrap().add(&x.mul(&x).unwrap()).unwrap();
+    f.sum_all().unwrap().backward().unwrap();
+    // df/dx = 3 + 1 + 1 + 2x, df/dy = 3 + 1
+    let gx = x.grad().unwrap().to_vec_f64().unwrap();
+    let gy = y.grad().unwrap().to_vec_f64().unwrap();
+    for (i, xv) in [1.0, 2.0, 3.0].iter().enumerate() {
+        assert!((gx[i] - (5.0 + 2.0 * xv)).abs() < 1e-6, "dx[{i}] = {}", gx[i]);
+        assert!((gy[i] - 4.0).abs() < 1e-6, "dy[{i}] = {}", gy[i]);
+    }
+}

@@ -78,7 +78,7 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
     let eps = parse_eps(&a.eps)?;
     let (net, w) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
-        p.assign(&p.to_device(&device)?.detach())?;
+        p.move_to_device_(&device)?;
     }
     // A network trained with a bounded output (`train --bound-eps`) publishes cover + eps * tanh(delta / eps).
     let bound = hiding::bound_eps_of(&w.metadata)?;
@@ -196,7 +196,7 @@ pub fn run_reveal(a: RevealArgs) -> deephide::Result<bool> {
     let device = Device::parse(&a.device)?;
     let (net, _) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
-        p.assign(&p.to_device(&device)?.detach())?;
+        p.move_to_device_(&device)?;
     }
     let img = load_png_tensor(&a.image)?;
     let (n, c, h, w) = (img.shape()[0], img.shape()[1], img.shape()[2], img.shape()[3]);

@@ -22,8 +22,9 @@ pub fn set_threads(n: usize) -> deephide::Result<()> {
 pub fn load_feature_extractor(path: &std::path::Path, device: &deephide::Device) -> deephide::Result<Box<dyn deephide::hiding::Embedder>> {
     let (model, _) = deephide::models::load(path)?;
     model.set_training(false);
+    // Buffers too: evaluation-mode batch norm reads the running statistics on the device.
+    deephide::nn::module::Module::to_device(&model, device)?;
     for p in model.parameters() {
-        p.assign(&p.to_device(device)?.detach())?;
         let _ = p.clone().requires_grad_(false);
     }
     let e: Box<dyn deephide::hiding::Embedder> = model;

@@ -141,7 +141,7 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
     let cfg = HidingConfig { channels: ds.channels, blocks: a.blocks, growth: a.growth, clamp: a.clamp, slope: 0.01 };
     let net = InvertibleHiding::new(cfg, a.seed)?;
     for p in net.parameters() {
-        p.assign(&p.to_device(&device)?.detach())?;
+        p.move_to_device_(&device)?;
     }
     let opts = TrainOptions {
         steps: a.steps,

@@ -330,6 +330,7 @@ pub fn run_one(
         seed,
         progress: cfg.progress,
         label: format!("{name} / {}", set.key()),
+        device: Device::parse(&cfg.device)?,
         ..TrainConfig::default()
     };
     let mut cm_rng = Rng::new(seed ^ 0x636d);
@@ -381,13 +382,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     if cfg.seeds == 0 {
         return Err(Error::msg("--seeds must be at least 1"));
     }
-    let device = Device::parse(&cfg.device)?;
-    if !device.is_cpu() {
-        return Err(Error::msg(format!(
-            "evaluate: victim training runs on the CPU only for now (conv2d, pooling and batch-norm have no {} kernels yet); use --device cpu",
-            device.name()
-        )));
-    }
+    // An absent or unknown device fails here, before any data is prepared.
+    Device::parse(&cfg.device)?;
     let names = registry::parse_list(&cfg.countermeasures)?;
     let cms: Vec<(String, Countermeasure)> =
         names.iter().map(|n| registry::by_name(n).map(|c| (n.to_string(), c))).collect::<Result<_>>()?;

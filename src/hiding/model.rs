@@ -92,8 +92,10 @@ impl ConvParams {
             bias: Tensor::randn(&[cout], std, dtype, rng).requires_grad_(true),
         }
     }
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, Some(&self.bias), (1, 1), (1, 1))
+    /// The convolution of the concatenation of `parts` (channel axis), then LeakyReLU if `slope` is given;
+    /// the concatenation is never written on the CPU (see `Tensor::conv2d_concat`).
+    fn forward(&self, parts: &[&Tensor], slope: Option<f64>) -> Result<Tensor> {
+        Tensor::conv2d_concat(parts, &self.weight, Some(&self.bias), (1, 1), (1, 1), slope)
     }
 }
 
@@ -120,11 +122,10 @@ impl DenseSubnet {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut feats = vec![x.clone()];
         for conv in &self.convs[..4] {
-            let inp = Tensor::concat(&feats.iter().collect::<Vec<_>>(), 1)?;
-            feats.push(conv.forward(&inp)?.leaky_relu(self.slope)?);
+            let f = conv.forward(&feats.iter().collect::<Vec<_>>(), Some(self.slope))?;
+            feats.push(f);
         }
-        let inp = Tensor::concat(&feats.iter().collect::<Vec<_>>(), 1)?;
-        self.convs[4].forward(&inp)
+        self.convs[4].forward(&feats.iter().collect::<Vec<_>>(), None)
     }
 }
 
@@ -265,5 +266,13 @@ impl InvertibleHiding {
 
     pub fn num_parameters(&self) -> usize {
         self.parameters().iter().map(|t| t.numel()).sum()
+    }
+
+    /// Move every parameter to `device` in place (the same tensors, so optimizers keep tracking them).
+    pub fn to_device(&self, device: &crate::device::Device) -> Result<()> {
+        for p in self.parameters() {
+            p.move_to_device_(device)?;
+        }
+        Ok(())
     }
 }

@@ -34,6 +34,15 @@ pub trait Module {
         v
     }
 
+    /// Move every parameter and buffer to `device` in place (see [`Tensor::move_to_device_`]), so that an
+    /// optimizer built before or after the move updates the same tensors.
+    fn to_device(&self, device: &crate::device::Device) -> Result<()> {
+        for (_, t) in self.state_dict() {
+            t.move_to_device_(device)?;
+        }
+        Ok(())
+    }
+
     /// Drop the accumulated gradients of every parameter.
     fn zero_grad(&self) {
         for p in self.parameters() {

@@ -52,6 +52,23 @@ impl Core {
                 None => st.insert(State { step: 0, m: p.zeros_like()?, v: p.zeros_like()? }),
             };
             st.step += 1;
+            #[cfg(feature = "wgpu")]
+            if crate::optim::wgpu::all_wgpu(&[p, &g, &st.m, &st.v]) {
+                // One fused dispatch; parameter, m and v updated in place on the device.
+                let params = crate::optim::wgpu::Params {
+                    flags: u32::from(decoupled),
+                    lr: lr as f32,
+                    weight_decay: wd as f32,
+                    c0: b1 as f32,
+                    c1: b2 as f32,
+                    eps: eps as f32,
+                    bc1: (1.0 - b1.powi(st.step)) as f32,
+                    bc2: (1.0 - b2.powi(st.step)) as f32,
+                    ..Default::default()
+                };
+                crate::optim::wgpu::update(name, "adam", p, &g, &[&st.m, &st.v], params)?;
+                continue;
+            }
             let mut base = p.clone();
             if wd != 0.0 {
                 if decoupled {

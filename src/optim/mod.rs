@@ -9,6 +9,8 @@ mod adam;
 mod clip;
 mod schedule;
 mod sgd;
+#[cfg(feature = "wgpu")]
+mod wgpu;
 
 pub use adam::{Adam, AdamW};
 pub use clip::clip_grad_norm;

@@ -69,6 +69,30 @@ impl Optimizer for Sgd {
         let _guard = NoGradGuard::new();
         for (p, buf) in self.params.iter().zip(self.bufs.iter_mut()) {
             let Some(g) = grad_of("Sgd", p)? else { continue };
+            #[cfg(feature = "wgpu")]
+            if crate::optim::wgpu::all_wgpu(&[p, &g]) {
+                // One fused dispatch, parameter and momentum buffer updated in place on the device.
+                let mut params = crate::optim::wgpu::Params {
+                    lr: self.lr as f32,
+                    weight_decay: self.weight_decay as f32,
+                    c0: self.momentum as f32,
+                    c1: self.dampening as f32,
+                    ..Default::default()
+                };
+                if self.momentum == 0.0 {
+                    crate::optim::wgpu::update("Sgd", "sgd_plain", p, &g, &[], params)?;
+                } else {
+                    let first = buf.is_none();
+                    let b = match buf.take() {
+                        Some(b) if crate::optim::wgpu::all_wgpu(&[p, &b]) => b,
+                        _ => p.zeros_like()?,
+                    };
+                    params.flags = u32::from(first) | (u32::from(self.nesterov) << 1);
+                    crate::optim::wgpu::update("Sgd", "sgd_momentum", p, &g, &[&b], params)?;
+                    *buf = Some(b);
+                }
+                continue;
+            }
             let mut d = if self.weight_decay != 0.0 { g.add(&p.mul_scalar(self.weight_decay)?)? } else { g };
             if self.momentum != 0.0 {
                 let b = match buf.take() {

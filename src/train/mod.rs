@@ -166,6 +166,8 @@ pub fn train(
         return Err(Error::msg(format!("batch size must be at least 2 (BatchNorm), got {}", cfg.batch_size)));
     }
     let start = Instant::now();
+    // Parameters and running statistics live on the training device for the whole run.
+    model.to_device(&cfg.device)?;
     let (c, h, w) = data.chw();
     let augment = match cfg.augment {
         Augment::On => true,

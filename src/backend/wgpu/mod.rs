@@ -10,6 +10,7 @@
 
 mod pool;
 mod shaders;
+mod timing;
 
 pub use pool::PoolStats;
 pub use shaders::{SHADER_SOURCES, entry_points, shader_source, validate_all_shaders, validate_wgsl};
@@ -25,12 +26,32 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Wrap a buffer of `be` as a tensor storage (what every op's wgpu arm returns).
+pub(crate) fn storage(be: &Arc<WgpuBackend>, buf: WgpuBuffer) -> crate::storage::Storage {
+    crate::storage::Storage::Wgpu(crate::storage::WgpuStorage { buf, backend: be.clone() })
+}
+
 /// Threads per workgroup used by the crate's 1-D shaders (`@workgroup_size(64)`).
 pub const WORKGROUP_SIZE: u32 = 64;
 
 /// Number of workgroups of `group_size` threads that cover `items` items.
 pub fn workgroups_for(items: usize, group_size: u32) -> u64 {
     (items as u64).div_ceil(group_size as u64)
+}
+
+/// Dispatches recorded per submit at most: submitting is what costs on the host (a few tens of µs per
+/// submit on lavapipe), while a longer batch keeps more freed buffers in quarantine (see `pool.rs`).
+pub const BATCH_MAX: usize = 256;
+
+/// Commands recorded but not yet submitted. Submitting once per batch instead of once per dispatch is
+/// the "one command encoder per step" of the design: a training step's few hundred dispatches go out in
+/// a handful of submits; downloads and `synchronize` submit whatever is open first.
+#[derive(Default)]
+struct Batch {
+    encoder: Option<wgpu::CommandEncoder>,
+    dispatches: usize,
+    /// Last recorded work, for the error message if the submit fails validation.
+    last: String,
 }
 
 /// A cached compute pipeline with the bind-group layout derived from its shader.
@@ -57,6 +78,10 @@ pub struct WgpuBackend {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<(String, String), Arc<Kernel>>>,
     pool: Arc<Pool>,
+    /// The open command encoder: dispatches are recorded into it and submitted together (see [`Batch`]).
+    batch: Mutex<Batch>,
+    /// Timestamp-query profiling, when enabled and the adapter supports it.
+    timing: Mutex<Option<timing::Timer>>,
     /// Errors raised outside any error scope (the device reports them asynchronously); the next call that
     /// checks returns the first one instead of letting wgpu's default handler panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -121,7 +146,8 @@ impl WgpuBackend {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("deephide"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries only feed `deephide profile`; asked for when the adapter has them.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             // Ask for everything the adapter offers: large tensors need its real storage-binding limit,
             // not WebGPU's portable 128 MiB default.
             required_limits: limits.clone(),
@@ -151,6 +177,8 @@ impl WgpuBackend {
             modules: Mutex::default(),
             kernels: Mutex::default(),
             pool: Pool::new(pool::DEFAULT_IDLE_LIMIT),
+            batch: Mutex::default(),
+            timing: Mutex::new(None),
             uncaptured,
         }))
     }
@@ -226,6 +254,26 @@ impl WgpuBackend {
     pub fn clear_pool(&self) {
         self.pool.clear();
     }
+    /// Time every dispatch on the device with timestamp queries (for profiling) and add the times to the
+    /// profile table as `gpu <entry point>`. Returns false, changing nothing, when the adapter has no
+    /// timestamp queries; then the caller should time ops on the host with [`Self::synchronize`].
+    pub fn enable_timestamps(&self, on: bool) -> Result<bool> {
+        self.flush()?;
+        if !on {
+            *lock(&self.timing) = None;
+            return Ok(true);
+        }
+        if !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(false);
+        }
+        let t = self.scoped(
+            || "creating the timestamp query set".to_string(),
+            || timing::Timer::new(&self.device, &self.queue, BATCH_MAX as u32),
+        )?;
+        *lock(&self.timing) = Some(t);
+        Ok(true)
+    }
+
     /// Number of compute pipelines built so far (each (shader, entry point) is built once).
     pub fn cached_pipelines(&self) -> usize {
         lock(&self.kernels).len()
@@ -288,14 +336,8 @@ impl WgpuBackend {
     pub fn zeros(&self, len: usize) -> Result<WgpuBuffer> {
         let buf = self.alloc(len)?;
         if len > 0 {
-            self.scoped(
-                || format!("zeroing a buffer of {len} f32"),
-                || {
-                    let mut enc = self.device.create_command_encoder(&Default::default());
-                    enc.clear_buffer(buf.raw(), 0, Some(buf.size_bytes()));
-                    self.queue.submit([enc.finish()]);
-                },
-            )?;
+            let bytes = buf.size_bytes();
+            self.record(format!("zeroing a buffer of {len} f32"), |enc| enc.clear_buffer(buf.raw(), 0, Some(bytes)))?;
         }
         Ok(buf)
     }
@@ -313,12 +355,39 @@ impl WgpuBackend {
         Ok(buf)
     }
 
+    /// A device-side copy of `buf` (recorded into the open batch; no host round trip).
+    pub fn copy(&self, buf: &WgpuBuffer) -> Result<WgpuBuffer> {
+        self.check_owner("copy", buf)?;
+        let out = self.alloc(buf.len())?;
+        if !buf.is_empty() {
+            let bytes = buf.size_bytes();
+            self.record(format!("copying a buffer of {} f32", buf.len()), |enc| {
+                enc.copy_buffer_to_buffer(buf.raw(), 0, out.raw(), 0, bytes)
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Copy u32 values (indices for gather kernels) to a new buffer; its `len` counts u32 elements, and
+    /// shaders bind it as `array<u32>` (a storage buffer is untyped bytes to the device).
+    pub fn upload_u32(&self, data: &[u32]) -> Result<WgpuBuffer> {
+        let buf = self.alloc(data.len())?;
+        if !data.is_empty() {
+            self.scoped(
+                || format!("uploading {} u32", data.len()),
+                || self.queue.write_buffer(buf.raw(), 0, bytemuck::cast_slice(data)),
+            )?;
+        }
+        Ok(buf)
+    }
+
     /// Read a buffer back to the host; waits for all queued work on the device.
     pub fn download(&self, buf: &WgpuBuffer) -> Result<Vec<f32>> {
         self.check_owner("download", buf)?;
         if buf.is_empty() {
             return self.take_uncaptured().map(|_| Vec::new());
         }
+        self.flush()?;
         let bytes = buf.size_bytes();
         let staging = self.lease(Kind::Staging, bytes)?;
         self.scoped(
@@ -374,6 +443,7 @@ impl WgpuBackend {
 
     /// Wait until all submitted work has finished (for timing; downloads wait on their own).
     pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Device(format!("wgpu: waiting for the device: {e}")))?;
@@ -497,7 +567,8 @@ impl WgpuBackend {
     /// buffer holding `params` at binding `buffers.len()`. `params` is the bytes of a `#[repr(C)]` Pod
     /// struct (`bytemuck::bytes_of`) laid out like the shader's uniform struct; it is zero-padded to a
     /// multiple of 16 bytes. `workgroups` is a 1-D count, spread over a 2-D/3-D grid by [`Self::grid`].
-    /// The work is submitted, not waited for.
+    /// The work is recorded into the open batch (submitted by [`Self::flush`], a download, or when the
+    /// batch is full), not waited for.
     pub fn dispatch(
         &self,
         shader: &str,
@@ -506,7 +577,22 @@ impl WgpuBackend {
         params: &[u8],
         workgroups: u64,
     ) -> Result<()> {
-        for b in buffers {
+        let bound: Vec<(u32, &WgpuBuffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
+        self.dispatch_at(shader, entry, &bound, buffers.len() as u32, params, workgroups)
+    }
+
+    /// [`Self::dispatch`] with explicit binding numbers: for shader files whose entry points use different
+    /// subsets of the file's bindings (e.g. pooling, where only max pooling binds the argmax indices).
+    pub fn dispatch_at(
+        &self,
+        shader: &str,
+        entry: &str,
+        buffers: &[(u32, &WgpuBuffer)],
+        uniform_binding: u32,
+        params: &[u8],
+        workgroups: u64,
+    ) -> Result<()> {
+        for (_, b) in buffers {
             self.check_owner("dispatch", b)?;
         }
         if workgroups == 0 {
@@ -522,42 +608,94 @@ impl WgpuBackend {
             let lease = self.lease(Kind::Uniform, padded.len() as u64)?;
             Some((lease, padded))
         };
-        self.scoped(
-            || format!("dispatching {shader}:{entry} over {workgroups} workgroups ({x}x{y}x{z})"),
-            || {
-                let mut entries: Vec<wgpu::BindGroupEntry> = buffers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.binding() })
-                    .collect();
-                if let Some((lease, bytes)) = &uniform {
-                    self.queue.write_buffer(lease.buffer(), 0, bytes);
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: buffers.len() as u32,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: lease.buffer(),
-                            offset: 0,
-                            size: NonZeroU64::new(bytes.len() as u64),
-                        }),
-                    });
-                }
-                let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(entry),
-                    layout: &kernel.layout,
-                    entries: &entries,
+        let what = format!("dispatching {shader}:{entry} over {workgroups} workgroups ({x}x{y}x{z})");
+        let timer = lock(&self.timing).as_mut().and_then(|t| t.next_pair(&format!("gpu {entry}")));
+        self.record(what, |enc| {
+            let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+                .iter()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.binding() })
+                .collect();
+            if let Some((lease, bytes)) = &uniform {
+                self.queue.write_buffer(lease.buffer(), 0, bytes);
+                entries.push(wgpu::BindGroupEntry {
+                    binding: uniform_binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: lease.buffer(),
+                        offset: 0,
+                        size: NonZeroU64::new(bytes.len() as u64),
+                    }),
                 });
-                let mut enc = self.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(entry),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(&kernel.pipeline);
-                    pass.set_bind_group(0, &bind_group, &[]);
-                    pass.dispatch_workgroups(x, y, z);
-                }
+            }
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            let timestamp_writes = timer.as_ref().map(|(set, a, b)| wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(*a),
+                end_of_pass_write_index: Some(*b),
+            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(entry), timestamp_writes });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, z);
+        })
+    }
+
+    /// Record commands into the open batch (creating it), inside error scopes; submits when the batch is
+    /// full.
+    fn record(&self, what: String, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        let mut b = lock(&self.batch);
+        // From here until the submit, freed buffers may still be used by recorded commands.
+        self.pool.hold();
+        let res = self.scoped(
+            || what.clone(),
+            || {
+                let enc = b.encoder.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+                f(enc);
+            },
+        );
+        b.dispatches += 1;
+        b.last = what;
+        if res.is_err() || b.dispatches >= BATCH_MAX {
+            let sub = self.submit_locked(&mut b);
+            res?;
+            return sub;
+        }
+        res
+    }
+
+    /// Submit every recorded command (no wait). Called by downloads and [`Self::synchronize`]; call it
+    /// to bound latency when nothing will be read back soon.
+    pub fn flush(&self) -> Result<()> {
+        let mut b = lock(&self.batch);
+        self.submit_locked(&mut b)
+    }
+
+    fn submit_locked(&self, b: &mut Batch) -> Result<()> {
+        let Some(enc) = b.encoder.take() else {
+            self.pool.release();
+            return Ok(());
+        };
+        let n = std::mem::take(&mut b.dispatches);
+        let last = std::mem::take(&mut b.last);
+        let mut enc = enc;
+        let mut timing = lock(&self.timing);
+        if let Some(t) = timing.as_ref() {
+            t.encode_resolve(&mut enc);
+        }
+        let res = self.scoped(
+            || format!("submitting a batch of {n} commands (the last: {last})"),
+            || {
                 self.queue.submit([enc.finish()]);
             },
-        )
+        );
+        // Submitted: queue order now protects buffers the batch used, so they may be reused.
+        self.pool.release();
+        if let Some(t) = timing.as_mut() {
+            t.after_submit(&self.device);
+        }
+        res
     }
 }

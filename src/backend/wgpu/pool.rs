@@ -2,7 +2,10 @@
 //! on every op, because buffer creation (and the zeroing wgpu does on first use) dominates small ops.
 //!
 //! A buffer handed back while a submitted command still uses it is safe to reuse at once: later writes
-//! and dispatches are queued after that command on the same queue, and wgpu orders them.
+//! and dispatches are queued after that command on the same queue, and wgpu orders them. A buffer handed
+//! back while commands that use it are still only *recorded* (the backend's open batch, not yet
+//! submitted) is not: a `queue.write_buffer` into it would run before those commands. So while a batch is
+//! open the pool holds returned buffers in quarantine, and releases them when the batch is submitted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -71,6 +74,9 @@ struct Inner {
     stats: PoolStats,
     /// Idle bytes above which returned buffers are destroyed instead of kept.
     limit: u64,
+    /// True while recorded commands are not yet submitted: returned buffers wait in `quarantine`.
+    hold: bool,
+    quarantine: Vec<(Kind, wgpu::Buffer)>,
 }
 
 pub(crate) struct Pool {
@@ -108,8 +114,33 @@ impl Pool {
 
     /// Return a buffer; it is destroyed instead when the pool already holds `limit` idle bytes.
     pub(crate) fn give(&self, kind: Kind, buffer: wgpu::Buffer) {
-        let size = buffer.size();
         let mut g = self.lock();
+        if g.hold {
+            g.quarantine.push((kind, buffer));
+            return;
+        }
+        Self::give_locked(g, kind, buffer);
+    }
+
+    /// Start holding returned buffers (commands that may use them are being recorded).
+    pub(crate) fn hold(&self) {
+        self.lock().hold = true;
+    }
+
+    /// The recorded commands were submitted: quarantined buffers become reusable.
+    pub(crate) fn release(&self) {
+        let held = {
+            let mut g = self.lock();
+            g.hold = false;
+            std::mem::take(&mut g.quarantine)
+        };
+        for (kind, b) in held {
+            Self::give_locked(self.lock(), kind, b);
+        }
+    }
+
+    fn give_locked(mut g: MutexGuard<'_, Inner>, kind: Kind, buffer: wgpu::Buffer) {
+        let size = buffer.size();
         if g.stats.idle_bytes + size > g.limit {
             drop(g);
             buffer.destroy();

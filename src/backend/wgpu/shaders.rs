@@ -12,6 +12,14 @@ use wgpu::naga;
 pub const SHADER_SOURCES: &[(&str, &str)] = &[
     ("elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
     ("haar.wgsl", include_str!("../../../shaders/haar.wgsl")),
+    ("unary.wgsl", include_str!("../../../shaders/unary.wgsl")),
+    ("layout.wgsl", include_str!("../../../shaders/layout.wgsl")),
+    ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
+    ("index_select.wgsl", include_str!("../../../shaders/index_select.wgsl")),
+    ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
+    ("conv2d.wgsl", include_str!("../../../shaders/conv2d.wgsl")),
+    ("pool.wgsl", include_str!("../../../shaders/pool.wgsl")),
+    ("optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
 ];
 
 /// Source of the shader file `name`, or an error listing the known files.

@@ -126,3 +126,19 @@ pub(crate) fn binary<T: Float>(
     }
     out
 }
+
+/// `dst += src` (same length), in parallel when large: gradient accumulation in place.
+pub(crate) fn add_assign_slice<T: Float>(dst: &mut [T], src: &[T]) {
+    debug_assert_eq!(dst.len(), src.len());
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(d, s)| {
+            for (d, &s) in d.iter_mut().zip(s) {
+                *d += s;
+            }
+        });
+    } else {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    }
+}

@@ -14,6 +14,8 @@ use crate::storage::Storage;
 use crate::tensor::Tensor;
 use crate::{cpu_map2, Error, Result};
 
+pub(crate) use cpu::add_assign_slice;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
     Add,
@@ -99,13 +101,9 @@ impl Tensor {
                     Storage::Cuda(crate::storage::CudaStorage { buf, backend: x.backend.clone() })
                 }
                 #[cfg(feature = "wgpu")]
-                (Storage::Wgpu(x), Storage::Wgpu(y)) if op == BinaryOp::Add && std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
-                    let buf = if self.shape() == other.shape() {
-                        wgpu::add_wgpu(&x.backend, &x.buf, &y.buf)?
-                    } else {
-                        let (sa, sb) = (broadcast_strides(self.shape(), &out_shape), broadcast_strides(other.shape(), &out_shape));
-                        wgpu::add_broadcast_wgpu(&x.backend, &x.buf, &sa, &y.buf, &sb, &out_shape)?
-                    };
+                (Storage::Wgpu(x), Storage::Wgpu(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
+                    let (sa, sb) = (broadcast_strides(self.shape(), &out_shape), broadcast_strides(other.shape(), &out_shape));
+                    let buf = wgpu::binary_wgpu(&x.backend, op, &x.buf, &sa, &y.buf, &sb, &out_shape)?;
                     Storage::Wgpu(crate::storage::WgpuStorage { buf, backend: x.backend.clone() })
                 }
                 #[allow(unreachable_patterns)]

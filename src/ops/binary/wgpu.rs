@@ -1,6 +1,7 @@
 //! wgpu launch code for binary element-wise ops; device code in `shaders/elementwise.wgsl`.
 
 use crate::backend::wgpu::{WORKGROUP_SIZE, WgpuBackend, WgpuBuffer, workgroups_for};
+use super::BinaryOp;
 use crate::{Error, Result};
 
 const SHADER: &str = "elementwise.wgsl";
@@ -14,7 +15,9 @@ pub const MAX_RANK: usize = 6;
 struct Params {
     n: u32,
     rank: u32,
-    _pad: [u32; 2],
+    /// Op code of the `binary` entry point (see [`op_code`]).
+    op: u32,
+    _pad: u32,
     out_shape: [u32; 8],
     a_strides: [u32; 8],
     b_strides: [u32; 8],
@@ -125,7 +128,8 @@ pub fn add_broadcast_wgpu(
     let params = Params {
         n: to_u32(OP, "element count", n)?,
         rank: rank as u32,
-        _pad: [0; 2],
+        op: 0,
+        _pad: 0,
         out_shape: pack(OP, "out shape axis", out_shape)?,
         a_strides: pack(OP, "a stride", a_strides)?,
         b_strides: pack(OP, "b stride", b_strides)?,
@@ -138,5 +142,61 @@ pub fn add_broadcast_wgpu(
         bytemuck::bytes_of(&params),
         workgroups_for(n, WORKGROUP_SIZE),
     )?;
+    Ok(out)
+}
+
+/// Code of `op` in elementwise.wgsl's `combine`.
+fn op_code(op: BinaryOp) -> u32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::Ge => 5,
+    }
+}
+
+/// Any broadcasting binary op: `out[i] = op(a[ia(i)], b[ib(i)])` over `out_shape`, with strides as in
+/// [`add_broadcast_wgpu`]. Same-shaped inputs take the index-free path (rank 0 in the uniform).
+pub fn binary_wgpu(
+    be: &WgpuBackend,
+    op: BinaryOp,
+    a: &WgpuBuffer,
+    a_strides: &[usize],
+    b: &WgpuBuffer,
+    b_strides: &[usize],
+    out_shape: &[usize],
+) -> Result<WgpuBuffer> {
+    let name = op.name();
+    let rank = out_shape.len();
+    if rank > MAX_RANK {
+        return Err(Error::shape(name, format!("rank {rank} of out shape {out_shape:?} exceeds {MAX_RANK} on wgpu")));
+    }
+    let n: usize = out_shape.iter().product();
+    for (what, buf, strides) in [("a", a, a_strides), ("b", b, b_strides)] {
+        if n > 0 && max_index(out_shape, strides).is_none_or(|m| m >= buf.len()) {
+            return Err(Error::shape(
+                name,
+                format!("input {what} ({} elements) does not cover out shape {out_shape:?} with strides {strides:?}", buf.len()),
+            ));
+        }
+    }
+    let out = be.alloc(n)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let dense = contiguous_strides(out_shape);
+    let same = a_strides == dense && b_strides == dense;
+    let params = Params {
+        n: to_u32(name, "element count", n)?,
+        rank: if same { 0 } else { rank as u32 },
+        op: op_code(op),
+        _pad: 0,
+        out_shape: pack(name, "out shape axis", out_shape)?,
+        a_strides: pack(name, "a stride", a_strides)?,
+        b_strides: pack(name, "b stride", b_strides)?,
+    };
+    be.dispatch(SHADER, "binary", &[a, b, &out], bytemuck::bytes_of(&params), workgroups_for(n, WORKGROUP_SIZE))?;
     Ok(out)
 }

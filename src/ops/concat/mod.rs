@@ -44,6 +44,15 @@ impl Backward for NarrowBackward {
         let _p = crate::profile::scope("narrow_backward", 0.0, crate::profile::bytes_of(g, outer * n * inner + g.numel()));
         let st = match &*g.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::pad_axis(v, outer, n, inner, self.start, len))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => {
+                // Zeros, then the gradient copied into its [start, start + len) slab of the axis.
+                let out = w.backend.zeros(outer * n * inner)?;
+                crate::ops::layout::wgpu::strided_copy_into(
+                    &w.backend, "narrow_backward", &w.buf, 0, &[len * inner, 1], &out, self.start * inner, &[n * inner, 1], &[outer, len * inner],
+                )?;
+                crate::backend::wgpu::storage(&w.backend, out)
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "narrow_backward", device: other.device_name() }),
         };
@@ -81,6 +90,33 @@ impl Tensor {
         out_shape[a] = lens.iter().sum();
         let _p = crate::profile::scope("concat", 0.0, crate::profile::bytes_of(first, 2 * numel(&out_shape)));
         let guards: Vec<_> = ts.iter().map(|t| t.storage()).collect();
+        #[cfg(feature = "wgpu")]
+        if let Storage::Wgpu(w0) = &*guards[0] {
+            let be = w0.backend.clone();
+            // Each part is copied into its slab of the output: (outer, len_i * inner) blocks at column
+            // offset start_i * inner of rows of total * inner.
+            let total: usize = lens.iter().sum();
+            let out = be.alloc(outer * total * inner)?;
+            let mut start = 0;
+            for ((g, t), &l) in guards.iter().zip(ts).zip(&lens) {
+                let Storage::Wgpu(w) = &**g else {
+                    return Err(Error::Mismatch {
+                        op: "concat",
+                        msg: format!("tensors on different devices: wgpu and {}", t.device().name()),
+                    });
+                };
+                if !std::sync::Arc::ptr_eq(&w.backend, &be) {
+                    return Err(Error::Mismatch { op: "concat", msg: "tensors on two different wgpu devices".into() });
+                }
+                crate::ops::layout::wgpu::strided_copy_into(
+                    &w.backend, "concat", &w.buf, 0, &[l * inner, 1], &out, start * inner, &[total * inner, 1], &[outer, l * inner],
+                )?;
+                start += l;
+            }
+            drop(guards);
+            let storage = crate::backend::wgpu::storage(&be, out);
+            return Ok(Tensor::from_op(storage, out_shape, ts, ConcatBackward { axis: a, lens }));
+        }
         let mut cpus = Vec::with_capacity(ts.len());
         for g in &guards {
             match &**g {
@@ -111,6 +147,11 @@ impl Tensor {
         let _p = crate::profile::scope("narrow", 0.0, crate::profile::bytes_of(self, 2 * outer * len * inner));
         let storage = match &*self.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::narrow(v, outer, n, inner, start, len))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => crate::backend::wgpu::storage(
+                &w.backend,
+                crate::ops::layout::wgpu::strided_copy(&w.backend, "narrow", &w.buf, start * inner, &[n * inner, 1], &[outer, len * inner])?,
+            ),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "narrow", device: other.device_name() }),
         };

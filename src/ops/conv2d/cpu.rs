@@ -146,7 +146,7 @@ fn per_sample<T: Float>(out: &mut [T], chunk: usize, n: usize, f: impl Fn(usize,
 /// Forward: x (N, Cin, H, W), w (Cout, Cin, kh, kw), optional bias (Cout) -> (N, Cout, Ho, Wo).
 pub(crate) fn conv2d<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
     if g.sh == 1 && g.sw == 1 && g.out_sample() > 0 {
-        return super::direct::conv2d_stride1(x, w, bias, g);
+        return super::direct::conv2d_stride1(&[(x, g.cin)], w, bias, g, None);
     }
     let (k, p) = (g.k(), g.p());
     let level = SimdLevel::detect();
@@ -164,37 +164,151 @@ pub(crate) fn conv2d<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -
     out
 }
 
-/// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
-pub(crate) fn conv2d_input_grad<T: Float>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
-    if g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw {
-        // The transposed convolution of a stride-1 conv is a conv with the kernel flipped in space and its
-        // channel axes swapped: wf[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j], padding (k-1-p).
-        let (kh, kw) = (g.kh, g.kw);
-        let mut wf = vec![T::ZERO; w.len()];
-        for co in 0..g.cout {
-            for ci in 0..g.cin {
-                for i in 0..kh {
-                    for j in 0..kw {
-                        wf[((ci * g.cout + co) * kh + i) * kw + j] = w[((co * g.cin + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
-                    }
+/// Whether the fused kernels below (input given as channel parts, LeakyReLU epilogue) handle this
+/// geometry: the stride-1 direct path. Other geometries are composed from concat, conv2d and leaky_relu.
+pub(crate) fn fused_supported(g: &Geom) -> bool {
+    g.sh == 1 && g.sw == 1 && g.out_sample() > 0 && g.n > 0
+}
+
+/// Forward over an input given as channel parts (a concatenation never materialised), then LeakyReLU
+/// with `slope` if given. Only for geometries where [`fused_supported`] holds.
+pub(crate) fn conv2d_parts<T: Float>(x: &super::direct::Parts<'_, T>, w: &[T], bias: Option<&[T]>, g: &Geom, slope: Option<T>) -> Vec<T> {
+    debug_assert!(fused_supported(g));
+    super::direct::conv2d_stride1(x, w, bias, g, slope)
+}
+
+/// Weight gradient over an input given as channel parts, with dy read through `mask` if given, and the
+/// bias gradient (channel sums of the masked dy) from the same pass if `want_bias`. Only where
+/// [`fused_supported`] holds.
+pub(crate) fn conv2d_weight_grad_parts<T: Float>(
+    x: &super::direct::Parts<'_, T>,
+    dy: &[T],
+    g: &Geom,
+    mask: Option<&super::direct::Mask<'_, T>>,
+    want_bias: bool,
+) -> (Vec<T>, Option<Vec<T>>) {
+    debug_assert!(fused_supported(g));
+    if g.cout * g.k() == 0 {
+        return (vec![T::ZERO; g.cout * g.k()], want_bias.then(|| vec![T::ZERO; g.cout]));
+    }
+    super::direct::conv2d_weight_grad_stride1(x, dy, g, mask, want_bias)
+}
+
+/// Whether the input gradient is itself a stride-1 convolution (see [`flip_for_input_grad`]).
+pub(crate) fn transposed_is_stride1(g: &Geom) -> bool {
+    g.sh == 1 && g.sw == 1 && g.ph < g.kh && g.pw < g.kw
+}
+
+/// The transposed convolution of a stride-1 conv is a conv with the kernel flipped in space and its
+/// channel axes swapped: wf[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j], padding (k-1-p). Returns wf and
+/// the geometry of that convolution (dy as its input, dx as its output).
+fn flip_for_input_grad<T: Float>(w: &[T], g: &Geom) -> (Vec<T>, Geom) {
+    let (kh, kw) = (g.kh, g.kw);
+    let mut wf = vec![T::ZERO; w.len()];
+    for co in 0..g.cout {
+        for ci in 0..g.cin {
+            for i in 0..kh {
+                for j in 0..kw {
+                    wf[((ci * g.cout + co) * kh + i) * kw + j] = w[((co * g.cin + ci) * kh + kh - 1 - i) * kw + kw - 1 - j];
                 }
             }
         }
-        let gt = Geom {
-            n: g.n,
-            cin: g.cout,
-            h: g.ho,
-            w: g.wo,
-            cout: g.cin,
-            kh,
-            kw,
-            sh: 1,
-            sw: 1,
-            ph: kh - 1 - g.ph,
-            pw: kw - 1 - g.pw,
-            ho: g.h,
-            wo: g.w,
-        };
+    }
+    let gt = Geom {
+        n: g.n,
+        cin: g.cout,
+        h: g.ho,
+        w: g.wo,
+        cout: g.cin,
+        kh,
+        kw,
+        sh: 1,
+        sw: 1,
+        ph: kh - 1 - g.ph,
+        pw: kw - 1 - g.pw,
+        ho: g.h,
+        wo: g.w,
+    };
+    (wf, gt)
+}
+
+/// Input gradient of a stride-1 convolution written (or added) straight into the gradients of the parts
+/// its input was concatenated from. Needs [`transposed_is_stride1`].
+///
+/// # Safety
+/// As for [`super::direct::conv2d_stride1_into`], with `outs` covering Cin channels.
+pub(crate) unsafe fn conv2d_input_grad_into<T: Float>(
+    dy: &[T],
+    mask: Option<&super::direct::Mask<'_, T>>,
+    w: &[T],
+    g: &Geom,
+    outs: &[super::direct::OutPart<T>],
+) {
+    debug_assert!(transposed_is_stride1(g));
+    let (wf, gt) = flip_for_input_grad(w, g);
+    // SAFETY: forwarded from the caller.
+    unsafe { super::direct::conv2d_stride1_into(&[(dy, gt.cin)], mask, &wf, None, &gt, None, outs) };
+}
+
+/// The masked gradient `g * (y > 0 ? 1 : slope)` (or `g` itself when there is no activation) and, if
+/// asked, its sum over (N, H, W) per channel (the bias gradient), in one pass over the data.
+pub(crate) fn masked_grad_and_bias<T: Float>(
+    g: &[T],
+    y: &[T],
+    slope: Option<T>,
+    n: usize,
+    c: usize,
+    plane: usize,
+    want_bias: bool,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let mut gp = slope.map(|_| vec![T::ZERO; g.len()]);
+    // Per sample: the masked values and that sample's channel sums; samples summed in order afterwards
+    // (deterministic whatever the thread count).
+    let sums: Vec<Vec<T>> = match gp.as_mut() {
+        Some(gp) => {
+            let a = slope.unwrap_or(T::ONE);
+            gp.par_chunks_mut(c * plane)
+                .enumerate()
+                .map(|(ni, out)| {
+                    let mut sums = vec![T::ZERO; if want_bias { c } else { 0 }];
+                    for ch in 0..c {
+                        let base = (ni * c + ch) * plane;
+                        let mut acc = T::ZERO;
+                        for ((o, &gv), &yv) in out[ch * plane..(ch + 1) * plane].iter_mut().zip(&g[base..base + plane]).zip(&y[base..base + plane]) {
+                            let v = if yv > T::ZERO { gv } else { gv * a };
+                            *o = v;
+                            acc += v;
+                        }
+                        if want_bias {
+                            sums[ch] = acc;
+                        }
+                    }
+                    sums
+                })
+                .collect()
+        }
+        None if want_bias => (0..n)
+            .into_par_iter()
+            .map(|ni| (0..c).map(|ch| g[(ni * c + ch) * plane..(ni * c + ch + 1) * plane].iter().fold(T::ZERO, |s, &v| s + v)).collect())
+            .collect(),
+        None => Vec::new(),
+    };
+    let bias = want_bias.then(|| {
+        let mut b = vec![T::ZERO; c];
+        for s in &sums {
+            for (b, &v) in b.iter_mut().zip(s) {
+                *b += v;
+            }
+        }
+        b
+    });
+    (gp, bias)
+}
+
+/// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
+pub(crate) fn conv2d_input_grad<T: Float>(dy: &[T], w: &[T], g: &Geom) -> Vec<T> {
+    if transposed_is_stride1(g) {
+        let (wf, gt) = flip_for_input_grad(w, g);
         return conv2d(dy, &wf, None, &gt);
     }
     // General strides: cols (K, P) = W^T dy_n, then scatter-add into dx with col2im.
@@ -219,7 +333,7 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         return vec![T::ZERO; size];
     }
     if g.sh == 1 && g.sw == 1 && g.p() > 0 {
-        return super::direct::conv2d_weight_grad_stride1(x, dy, g);
+        return super::direct::conv2d_weight_grad_stride1(&[(x, g.cin)], dy, g, None, false).0;
     }
     let level = SimdLevel::detect();
     let per = g.n.div_ceil(g.n.min(WGRAD_GROUPS));
@@ -244,4 +358,14 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         }
     }
     dw
+}
+
+/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU read from its output.
+pub(crate) fn leaky_relu_grad<T: Float>(g: &[T], y: &[T], slope: T) -> Vec<T> {
+    let f = |(&gv, &yv): (&T, &T)| if yv > T::ZERO { gv } else { gv * slope };
+    if g.len() >= crate::ops::unary::PAR_MIN {
+        g.par_iter().zip(y.par_iter()).with_min_len(4096).map(f).collect()
+    } else {
+        g.iter().zip(y).map(f).collect()
+    }
 }

@@ -2,8 +2,8 @@
 //! the image): with the output computed in padded-width coordinates q = oh * Wp + ow, tap p = (ci, i, j)
 //! reads the padded image at offset ci*Hp*Wp + i*Wp + j + q. So B's row p is the image shifted by a fixed
 //! offset, and the micro-kernels of `crate::cpu::gemm::shifted` read it in place. The Wp - Wo extra
-//! columns per row (12.5% at 16x16 with padding 1) are computed and dropped: far cheaper than unfolding
-//! the image nine times.
+//! columns per row (1 in 17 at 16x16 with padding 1, as neighbouring rows share their zero padding; see
+//! `padded_hw`) are computed and dropped: far cheaper than unfolding the image nine times.
 
 use rayon::prelude::*;
 
@@ -14,6 +14,65 @@ use crate::dtype::Float;
 
 /// Depth of one block of taps (keeps an A block and the touched image rows in L1/L2).
 const KC: usize = 192;
+
+/// The input of a convolution as channel groups held in separate buffers, in channel order: the dense
+/// blocks of the hiding network convolve the concatenation of all earlier feature maps, and reading the
+/// groups in place while padding each sample saves writing that concatenation. Each part is
+/// (data of all N samples, its channel count).
+pub(crate) type Parts<'a, T> = [(&'a [T], usize)];
+
+/// A LeakyReLU's derivative applied to a gradient as it is read: `v * (y > 0 ? 1 : slope)`, with `y` the
+/// activation's output (same layout as the gradient). Backward passes fold it into the copies they make
+/// anyway (padding, transposing) instead of writing the masked gradient first.
+#[derive(Clone, Copy)]
+pub(crate) struct Mask<'a, T> {
+    pub y: &'a [T],
+    pub slope: T,
+}
+
+impl<T: Float> Mask<'_, T> {
+    #[inline(always)]
+    fn apply(&self, v: T, i: usize) -> T {
+        if self.y[i] > T::ZERO { v } else { v * self.slope }
+    }
+}
+
+/// Copy sample `ni` of the channel groups into the zero-padded image `xpad` (channel planes Hp x Wp),
+/// through `mask` if given (then there is a single part, the masked gradient).
+fn pad_parts<T: Float>(parts: &Parts<'_, T>, ni: usize, g: &Geom, hp: usize, wp: usize, xpad: &mut [T], mask: Option<&Mask<'_, T>>) {
+    debug_assert!(mask.is_none() || parts.len() == 1);
+    xpad.fill(T::ZERO);
+    let plane = g.h * g.w;
+    let mut ci = 0;
+    for &(data, c) in parts {
+        let base = ni * c * plane;
+        let xs = &data[base..base + c * plane];
+        for cl in 0..c {
+            for ih in 0..g.h {
+                let dst = (ci + cl) * hp * wp + (ih + g.ph) * wp + g.pw;
+                let src = (cl * g.h + ih) * g.w;
+                match mask {
+                    None => xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]),
+                    Some(m) => {
+                        for (t, d) in xpad[dst..dst + g.w].iter_mut().enumerate() {
+                            *d = m.apply(xs[src + t], base + src + t);
+                        }
+                    }
+                }
+            }
+        }
+        ci += c;
+    }
+}
+
+/// Rows and row length of the padded image. Rows hold `pw` zeros then the W values; the right padding of a
+/// row is the left padding of the next one (a stride-1 convolution reads exactly `pw` columns past the
+/// right edge), so a row is W + pw long instead of W + 2pw: fewer wasted output columns (1 in 17 rather
+/// than 2 in 18 at 16x16). Needs pw <= kw - 1 so that the Wo outputs fit in a row; else rows are W + 2pw.
+fn padded_hw(g: &Geom) -> (usize, usize) {
+    let wp = if g.pw < g.kw { g.w + g.pw } else { g.w + 2 * g.pw };
+    (g.h + 2 * g.ph, wp)
+}
 
 /// Raw pointer to the output buffer for threads that write disjoint column ranges.
 #[derive(Clone, Copy)]
@@ -40,7 +99,7 @@ struct Plan<T> {
 fn plan<T: Float>(w: &[T], g: &Geom) -> Plan<T> {
     let kern = shifted::select::<T>(SimdLevel::detect(), g.cout);
     let (mr, nr) = (kern.mr, kern.nr);
-    let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+    let (hp, wp) = padded_hw(g);
     let k = g.k();
     let q = g.ho * wp;
     let qr = q.div_ceil(nr) * nr;
@@ -69,17 +128,6 @@ fn plan<T: Float>(w: &[T], g: &Geom) -> Plan<T> {
 }
 
 impl<T: Float> Plan<T> {
-    fn pad_sample(&self, xs: &[T], g: &Geom, xpad: &mut [T]) {
-        xpad.fill(T::ZERO);
-        for ci in 0..g.cin {
-            for ih in 0..g.h {
-                let dst = ci * self.hp * self.wp + (ih + g.ph) * self.wp + g.pw;
-                let src = (ci * g.h + ih) * g.w;
-                xpad[dst..dst + g.w].copy_from_slice(&xs[src..src + g.w]);
-            }
-        }
-    }
-
     /// Columns [j0, j1) (multiples of NR) of C (mpad x qr, pre-filled) += A * shifted(xpad).
     unsafe fn compute(&self, k: usize, xpad: &[T], c: *mut T, j0: usize, j1: usize) {
         let (mr, nr) = (self.kern.mr, self.kern.nr);
@@ -108,17 +156,58 @@ impl<T: Float> Plan<T> {
     }
 }
 
-/// Forward convolution for stride 1: x (N, Cin, H, W), w (Cout, Cin, kh, kw) -> (N, Cout, Ho, Wo).
-pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geom) -> Vec<T> {
+/// Where a forward convolution writes its output channels: consecutive groups of channels, each in its own
+/// (N, channels, Ho, Wo) buffer, either overwritten or added to. The input gradient of a dense-block
+/// convolution goes straight into the gradients of the tensors that were concatenated, adding to what
+/// their other uses contributed, instead of being split and summed afterwards.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPart<T> {
+    pub ptr: *mut T,
+    pub channels: usize,
+    pub accumulate: bool,
+}
+unsafe impl<T> Send for OutPart<T> {}
+unsafe impl<T> Sync for OutPart<T> {}
+
+/// Forward convolution for stride 1: x (N, Cin, H, W) given as channel parts, w (Cout, Cin, kh, kw) ->
+/// (N, Cout, Ho, Wo), followed by LeakyReLU with `slope` if given (applied while the output tile is
+/// copied out of the accumulator, so the activation costs no extra pass over memory).
+pub(crate) fn conv2d_stride1<T: Float>(x: &Parts<'_, T>, w: &[T], bias: Option<&[T]>, g: &Geom, slope: Option<T>) -> Vec<T> {
+    let mut out = vec![T::ZERO; g.n * g.out_sample()];
+    let whole = [OutPart { ptr: out.as_mut_ptr(), channels: g.cout, accumulate: false }];
+    // SAFETY: `out` holds N x Cout x Ho x Wo values.
+    unsafe { conv2d_stride1_into(x, None, w, bias, g, slope, &whole) };
+    out
+}
+
+/// [`conv2d_stride1`] writing (or adding) into `outs`, whose channel counts add up to Cout, with the
+/// input read through `mask` if given (a single part).
+///
+/// # Safety
+/// Each `outs[j].ptr` must be valid for N x channels_j x Ho x Wo values and not alias the inputs or
+/// another part.
+pub(crate) unsafe fn conv2d_stride1_into<T: Float>(
+    x: &Parts<'_, T>,
+    mask: Option<&Mask<'_, T>>,
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Geom,
+    slope: Option<T>,
+    outs: &[OutPart<T>],
+) {
     debug_assert!(g.sh == 1 && g.sw == 1);
+    debug_assert_eq!(outs.iter().map(|o| o.channels).sum::<usize>(), g.cout);
     let pl = plan(w, g);
     let k = g.k();
     let nr = pl.kern.nr;
-    let mut out = vec![T::ZERO; g.n * g.out_sample()];
+    let plane = g.ho * g.wo;
+    // Output channel co -> (part, channel within the part).
+    let route: Vec<(usize, usize)> =
+        outs.iter().enumerate().flat_map(|(j, o)| (0..o.channels).map(move |c| (j, c))).collect();
     let threads = rayon::current_num_threads();
-    let sample = |ni: usize, o: &mut [T], split: bool| {
+    let sample = |ni: usize, split: bool| {
         let mut xpad = vec![T::ZERO; pl.xlen];
-        pl.pad_sample(&x[ni * g.in_sample()..(ni + 1) * g.in_sample()], g, &mut xpad);
+        pad_parts(x, ni, g, pl.hp, pl.wp, &mut xpad, mask);
         let mut cbuf = vec![T::ZERO; pl.mpad * pl.qr];
         if let Some(b) = bias {
             for (co, &bv) in b.iter().enumerate() {
@@ -142,20 +231,40 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: 
             // SAFETY: cbuf is mpad x qr.
             unsafe { pl.compute(k, &xpad, cp.0, 0, pl.qr) };
         }
-        for co in 0..g.cout {
+        for (co, &(j, cl)) in route.iter().enumerate() {
+            let part = outs[j];
+            // SAFETY: sample ni's channel cl of part j, inside the buffer the caller vouched for; samples
+            // are written by one task each.
+            let o = unsafe { std::slice::from_raw_parts_mut(part.ptr.add((ni * part.channels + cl) * plane), plane) };
             for oh in 0..g.ho {
                 let src = co * pl.qr + oh * pl.wp;
-                let dst = (co * g.ho + oh) * g.wo;
-                o[dst..dst + g.wo].copy_from_slice(&cbuf[src..src + g.wo]);
+                let (d, c) = (&mut o[oh * g.wo..(oh + 1) * g.wo], &cbuf[src..src + g.wo]);
+                match (slope, part.accumulate) {
+                    (None, false) => d.copy_from_slice(c),
+                    (None, true) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d += v;
+                        }
+                    }
+                    (Some(a), false) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d = if v > T::ZERO { v } else { v * a };
+                        }
+                    }
+                    (Some(a), true) => {
+                        for (d, &v) in d.iter_mut().zip(c) {
+                            *d += if v > T::ZERO { v } else { v * a };
+                        }
+                    }
+                }
             }
         }
     };
     if g.n >= threads {
-        out.par_chunks_mut(g.out_sample()).enumerate().for_each(|(ni, o)| sample(ni, o, false));
+        (0..g.n).into_par_iter().for_each(|ni| sample(ni, false));
     } else {
-        out.chunks_mut(g.out_sample()).enumerate().for_each(|(ni, o)| sample(ni, o, true));
+        (0..g.n).for_each(|ni| sample(ni, true));
     }
-    out
 }
 
 /// Weight gradient for stride 1: dW^T (taps, Cout) = sum_n im2col(x_n) (taps, Q) * dy_n^T (Q, Cout).
@@ -164,12 +273,21 @@ pub(crate) fn conv2d_stride1<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, g: 
 /// padded image shifted by ci*Hp*Wp + i*Wp + j, so the shifted-A micro-kernels read it in place; dy_n^T is
 /// laid out once per sample (zero in the dropped columns and the padded output channels). Samples are
 /// summed in fixed groups so the result does not depend on the thread count.
-pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T> {
+///
+/// `dy` is read through `mask` if given; with `want_bias` the per-channel sums of the (masked) dy, the
+/// bias gradient, come out of the same pass.
+pub(crate) fn conv2d_weight_grad_stride1<T: Float>(
+    x: &Parts<'_, T>,
+    dy: &[T],
+    g: &Geom,
+    mask: Option<&Mask<'_, T>>,
+    want_bias: bool,
+) -> (Vec<T>, Option<Vec<T>>) {
     debug_assert!(g.sh == 1 && g.sw == 1);
     const GROUPS: usize = 8;
     let kern = shifted::select_a::<T>(SimdLevel::detect(), g.cout);
     let (mr, nr) = (kern.mr, kern.nr);
-    let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+    let (hp, wp) = padded_hw(g);
     let k = g.k();
     let kpad = k.div_ceil(mr) * mr;
     let coutp = g.cout.div_ceil(nr) * nr;
@@ -185,25 +303,30 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) 
     let groups = g.n.div_ceil(per);
     let threads = rayon::current_num_threads();
     let panels = kpad / mr;
-    let group = |gi: usize| -> Vec<T> {
+    let group = |gi: usize| -> (Vec<T>, Vec<T>) {
         let mut acc = vec![T::ZERO; kpad * coutp];
+        let mut bsum = vec![T::ZERO; if want_bias { g.cout } else { 0 }];
         let mut xpad = vec![T::ZERO; xlen];
         let mut dyt = vec![T::ZERO; q * coutp];
         for ni in gi * per..((gi + 1) * per).min(g.n) {
-            xpad.fill(T::ZERO);
-            let xs = &x[ni * g.in_sample()..(ni + 1) * g.in_sample()];
-            for ci in 0..g.cin {
-                for ih in 0..g.h {
-                    let dst = ci * hp * wp + (ih + g.ph) * wp + g.pw;
-                    xpad[dst..dst + g.w].copy_from_slice(&xs[(ci * g.h + ih) * g.w..(ci * g.h + ih + 1) * g.w]);
-                }
-            }
-            let dys = &dy[ni * g.out_sample()..(ni + 1) * g.out_sample()];
+            pad_parts(x, ni, g, hp, wp, &mut xpad, None);
+            let base = ni * g.out_sample();
+            let dys = &dy[base..base + g.out_sample()];
             for co in 0..g.cout {
+                let mut s = T::ZERO;
                 for oh in 0..g.ho {
                     for ow in 0..g.wo {
-                        dyt[(oh * wp + ow) * coutp + co] = dys[(co * g.ho + oh) * g.wo + ow];
+                        let i = (co * g.ho + oh) * g.wo + ow;
+                        let v = match mask {
+                            None => dys[i],
+                            Some(m) => m.apply(dys[i], base + i),
+                        };
+                        dyt[(oh * wp + ow) * coutp + co] = v;
+                        s += v;
                     }
+                }
+                if want_bias {
+                    bsum[co] += s;
                 }
             }
             let run = |pi: usize, rows: &mut [T]| {
@@ -222,13 +345,17 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) 
             }
             let _ = panels;
         }
-        acc
+        (acc, bsum)
     };
-    let partials: Vec<Vec<T>> = if groups < threads { (0..groups).map(group).collect() } else { (0..groups).into_par_iter().map(group).collect() };
+    let partials: Vec<(Vec<T>, Vec<T>)> =
+        if groups < threads { (0..groups).map(group).collect() } else { (0..groups).into_par_iter().map(group).collect() };
     let mut it = partials.into_iter();
-    let mut sum = it.next().expect("at least one group");
-    for part in it {
+    let (mut sum, mut bias) = it.next().expect("at least one group");
+    for (part, bpart) in it {
         for (d, v) in sum.iter_mut().zip(part) {
+            *d += v;
+        }
+        for (d, v) in bias.iter_mut().zip(bpart) {
             *d += v;
         }
     }
@@ -238,5 +365,5 @@ pub(crate) fn conv2d_weight_grad_stride1<T: Float>(x: &[T], dy: &[T], g: &Geom) 
             dw[co * k + p] = sum[p * coutp + co];
         }
     }
-    dw
+    (dw, want_bias.then_some(bias))
 }

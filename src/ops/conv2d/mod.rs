@@ -10,6 +10,8 @@
 
 mod cpu;
 mod direct;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 pub mod reference;
 
 use std::sync::RwLockReadGuard;
@@ -89,6 +91,26 @@ fn cpu_storages<'a>(op: &'static str, guards: &'a [RwLockReadGuard<'_, Storage>]
             other => Err(Error::Unsupported { op, device: other.device_name() }),
         })
         .collect()
+}
+
+/// The wgpu buffers behind `guards` when every one is a wgpu storage of the same device (`None` when the
+/// first is not on wgpu; an error when they are split across devices).
+#[cfg(feature = "wgpu")]
+fn wgpu_storages<'a>(
+    op: &'static str,
+    guards: &'a [RwLockReadGuard<'_, Storage>],
+) -> Result<Option<(std::sync::Arc<crate::backend::wgpu::WgpuBackend>, Vec<&'a crate::backend::wgpu::WgpuBuffer>)>> {
+    let Storage::Wgpu(first) = &*guards[0] else { return Ok(None) };
+    let mut bufs = Vec::with_capacity(guards.len());
+    for g in guards {
+        match &**g {
+            Storage::Wgpu(w) if std::sync::Arc::ptr_eq(&w.backend, &first.backend) => bufs.push(&w.buf),
+            other => {
+                return Err(Error::Mismatch { op, msg: format!("tensors on different devices: wgpu and {}", other.device_name()) });
+            }
+        }
+    }
+    Ok(Some((first.backend.clone(), bufs)))
 }
 
 /// Instantiate a generic CPU kernel for a dtype: `by_dtype!(dtype, |T| kernel::<T>(...))` gives a `CpuStorage`.
@@ -226,6 +248,12 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(self, self.numel() + weight.numel() + n * cout * ho * wo));
         let storage = {
             let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_wgpu(&be, b[0], b[1], b.get(2).copied(), &g, None)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![n, cout, ho, wo], &inputs, Conv2dBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d::<T>(
                 data(c[0]),
@@ -271,6 +299,12 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(grad_out, grad_out.numel() + weight.numel() + n * cin * h * w));
         let storage = {
             let guards = [grad_out.storage(), weight.storage()];
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_input_grad_wgpu(&be, b[0], b[1], &g)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![n, cin, h, w], &[grad_out, weight], InputGradBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_input_grad::<T>(data(c[0]), data(c[1]), &g)))
         };
@@ -310,9 +344,437 @@ impl Tensor {
         let _p = crate::profile::scope(OP, 2.0 * (n * cout * ho * wo * cin * kh * kw) as f64, crate::profile::bytes_of(input, input.numel() + grad_out.numel() + cout * cin * kh * kw));
         let storage = {
             let guards = [input.storage(), grad_out.storage()];
+            #[cfg(feature = "wgpu")]
+            if let Some((be, b)) = wgpu_storages(OP, &guards)? {
+                let out = wgpu::conv2d_weight_grad_wgpu(&be, b[0], b[1], &g)?;
+                drop(guards);
+                return Ok(Tensor::from_op(crate::backend::wgpu::storage(&be, out), vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }));
+            }
             let c = cpu_storages(OP, &guards)?;
             Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::conv2d_weight_grad::<T>(data(c[0]), data(c[1]), &g)))
         };
         Ok(Tensor::from_op(storage, vec![cout, cin, kh, kw], &[input, grad_out], WeightGradBackward { stride, padding }))
+    }
+}
+
+/// Checks shared by the fused entry points: every part is (N, Ci, H, W) with the same N, H, W, and the
+/// channel counts add up to the weight's Cin. Returns the geometry and the parts' channel counts.
+fn parts_geom(
+    op: &'static str,
+    inputs: &[&Tensor],
+    weight: &Tensor,
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<(Geom, Vec<usize>)> {
+    let first = inputs.first().ok_or_else(|| Error::shape(op, "needs at least one input"))?;
+    let (n, _, h, w) = rank4(op, "input", "NCHW", first)?;
+    let mut cins = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        let (tn, c, th, tw) = rank4(op, "input", "NCHW", t)?;
+        if (tn, th, tw) != (n, h, w) {
+            let all: Vec<String> = inputs.iter().map(|t| fmt_shape(t.shape())).collect();
+            return Err(Error::shape(op, format!("inputs must agree in N, H and W, got {}", all.join(", "))));
+        }
+        cins.push(c);
+    }
+    let ws = fmt_shape(weight.shape());
+    let (cout, wcin, kh, kw) = rank4(op, "weight", "OIHW", weight)?;
+    check_stride(op, stride)?;
+    let cin: usize = cins.iter().sum();
+    if cin != wcin {
+        return Err(Error::shape(op, format!("inputs have {cin} channels in all ({cins:?}) but weight {ws} expects {wcin}")));
+    }
+    let (ho, wo) = out_hw(op, (h, w), (kh, kw), stride, padding, &format!("weight {ws}"))?;
+    Ok((Geom { n, cin, h, w, cout, kh, kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1, ho, wo }, cins))
+}
+
+/// Whether every tensor lives on the CPU (the fused kernels are CPU kernels; other devices compose).
+fn all_cpu(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| matches!(&*t.storage(), Storage::Cpu(_)))
+}
+
+/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU, from its output `y` (valid for slope >= 0,
+/// where y > 0 exactly when the input was). One pass on the CPU; `leaky_step` and `mul` elsewhere.
+fn leaky_relu_grad(g: &Tensor, y: &Tensor, slope: f64) -> Result<Tensor> {
+    struct LeakyGradBackward(f64);
+    impl Backward for LeakyGradBackward {
+        fn name(&self) -> &'static str {
+            "leaky_relu_grad"
+        }
+        fn backward(&self, inputs: &[Tensor], _: &Tensor, gg: &Tensor) -> Result<Vec<Option<Tensor>>> {
+            // Linear in g with the same mask; the mask has no gradient.
+            Ok(vec![Some(leaky_relu_grad(gg, &inputs[1], self.0)?), None])
+        }
+    }
+    if !all_cpu(&[g, y]) || g.shape() != y.shape() || g.dtype() != y.dtype() {
+        return g.mul(&y.unary(crate::ops::unary::UnaryOp::LeakyStep(slope))?);
+    }
+    let n = g.numel();
+    let _p = crate::profile::scope("leaky_relu_grad", n as f64, crate::profile::bytes_of(g, 3 * n));
+    let storage = {
+        let guards = [g.storage(), y.storage()];
+        let c = cpu_storages("leaky_relu_grad", &guards)?;
+        Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::leaky_relu_grad::<T>(data(c[0]), data(c[1]), T::from_f64(slope))))
+    };
+    Ok(Tensor::from_op(storage, g.shape().to_vec(), &[g, y], LeakyGradBackward(slope)))
+}
+
+/// Backward of [`Tensor::conv2d_concat`]: inputs are the parts, the weight and (if any) the bias.
+struct ConvConcatBackward {
+    cins: Vec<usize>,
+    stride: (usize, usize),
+    padding: (usize, usize),
+    slope: Option<f64>,
+}
+impl Backward for ConvConcatBackward {
+    fn name(&self) -> &'static str {
+        "conv2d_concat"
+    }
+    fn backward(&self, inputs: &[Tensor], out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let m = self.cins.len();
+        let (xs, w) = (&inputs[..m], &inputs[m]);
+        let gp = match self.slope {
+            Some(a) => leaky_relu_grad(g, out, a)?,
+            None => g.clone(),
+        };
+        let mut grads: Vec<Option<Tensor>> = vec![None; inputs.len()];
+        if xs.iter().any(|x| x.tracks_grad()) {
+            let (_, _, h, wd) = xs[0].dims4("conv2d_concat_backward")?;
+            let gx = Tensor::conv2d_input_grad(&gp, w, (h, wd), self.stride, self.padding)?;
+            let pieces = if m == 1 { vec![gx] } else { gx.split(1, &self.cins)? };
+            for (i, piece) in pieces.into_iter().enumerate() {
+                if xs[i].tracks_grad() {
+                    grads[i] = Some(piece);
+                }
+            }
+        }
+        if w.tracks_grad() {
+            let (_, _, kh, kw) = w.dims4("conv2d_concat_backward")?;
+            let parts: Vec<&Tensor> = xs.iter().collect();
+            grads[m] = Some(Tensor::conv2d_weight_grad_concat(&parts, &gp, (kh, kw), self.stride, self.padding)?);
+        }
+        if let Some(b) = inputs.get(m + 1)
+            && b.tracks_grad()
+        {
+            grads[m + 1] = Some(gp.sum_axes(&[0, 2, 3], false)?);
+        }
+        Ok(grads)
+    }
+
+    fn backward_accumulate(
+        &self,
+        inputs: &[Tensor],
+        out: &Tensor,
+        g: &Tensor,
+        acc: Vec<Option<Tensor>>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let m = self.cins.len();
+        let mut operands: Vec<&Tensor> = inputs.iter().collect();
+        operands.extend([out, g]);
+        let geom = if all_cpu(&operands) { self.geom(inputs, out)? } else { None };
+        match geom {
+            Some(geom) if cpu::transposed_is_stride1(&geom) && cpu::fused_supported(&geom) => match inputs[m].dtype() {
+                DType::F32 => self.fused_backward::<f32>(inputs, out, g, acc, &geom),
+                DType::F64 => self.fused_backward::<f64>(inputs, out, g, acc, &geom),
+            },
+            _ => crate::autograd::accumulate_default(self, inputs, out, g, acc),
+        }
+    }
+}
+
+impl ConvConcatBackward {
+    fn geom(&self, inputs: &[Tensor], out: &Tensor) -> Result<Option<Geom>> {
+        let m = self.cins.len();
+        let (n, _, h, w) = inputs[0].dims4("conv2d_concat_backward")?;
+        let (cout, cin, kh, kw) = inputs[m].dims4("conv2d_concat_backward")?;
+        let (_, _, ho, wo) = out.dims4("conv2d_concat_backward")?;
+        let (stride, padding) = (self.stride, self.padding);
+        Ok(Some(Geom { n, cin, h, w, cout, kh, kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1, ho, wo }))
+    }
+
+    /// The CPU backward in three passes: the masked gradient and the bias gradient together; the input
+    /// gradient written (or added) straight into each part's gradient; the weight gradient over the parts.
+    fn fused_backward<T: Float>(
+        &self,
+        inputs: &[Tensor],
+        out: &Tensor,
+        g: &Tensor,
+        mut acc: Vec<Option<Tensor>>,
+        geom: &Geom,
+    ) -> Result<Vec<Option<Tensor>>> {
+        use crate::autograd::{add_into, is_unique};
+        use direct::OutPart;
+        let m = self.cins.len();
+        let (xs, w) = (&inputs[..m], &inputs[m]);
+        let bias = inputs.get(m + 1).filter(|b| b.tracks_grad());
+        let plane = geom.ho * geom.wo;
+        let tensor = |v: Vec<T>, shape: Vec<usize>| Tensor::from_storage(Storage::Cpu(T::into_storage(v)), shape);
+
+        // The LeakyReLU's mask is applied as the input- and weight-gradient kernels copy g into their own
+        // layouts, and the bias gradient is summed in the weight-gradient pass: the masked gradient is
+        // never written. Only a bias without a weight gradient needs a pass of its own.
+        let (g_guard, y_guard) = (g.storage(), out.storage());
+        let gy = cpu_storages("conv2d_concat_backward", std::slice::from_ref(&g_guard))?;
+        let yy = cpu_storages("conv2d_concat_backward", std::slice::from_ref(&y_guard))?;
+        let (gd, yd) = (data::<T>(gy[0]), data::<T>(yy[0]));
+        let mask = self.slope.map(|a| direct::Mask { y: yd, slope: T::from_f64(a) });
+        let mut gb: Option<Vec<T>> = None;
+        if bias.is_some() && !w.tracks_grad() {
+            let _p = crate::profile::scope("sum", g.numel() as f64, crate::profile::bytes_of(g, 2 * g.numel()));
+            gb = cpu::masked_grad_and_bias(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane, true).1;
+        }
+        let mut totals: Vec<Option<Tensor>> = vec![None; inputs.len()];
+
+        if xs.iter().any(|x| x.tracks_grad()) {
+            let _p = crate::profile::scope(
+                "conv2d_input_grad",
+                2.0 * (geom.n * geom.cout * plane * geom.cin * geom.kh * geom.kw) as f64,
+                crate::profile::bytes_of(g, g.numel() + w.numel() + geom.n * geom.in_sample()),
+            );
+            // Per part: add into its accumulated gradient when that buffer is ours alone, else write a
+            // new buffer (starting from a copy of a shared accumulated gradient).
+            let mut fresh: Vec<Option<Vec<T>>> = vec![None; m];
+            let mut in_place: Vec<Option<Tensor>> = vec![None; m];
+            for i in 0..m {
+                let len = geom.n * self.cins[i] * geom.h * geom.w;
+                match acc[i].take() {
+                    Some(a) if xs[i].tracks_grad() && is_unique(&a) && a.dtype() == T::DTYPE && a.numel() == len && all_cpu(&[&a]) => {
+                        in_place[i] = Some(a);
+                    }
+                    Some(a) => {
+                        fresh[i] = Some(a.to_vec::<T>()?);
+                        in_place[i] = None;
+                        acc[i] = None;
+                    }
+                    None => fresh[i] = Some(vec![T::ZERO; len]),
+                }
+            }
+            let mut guards: Vec<Option<std::sync::RwLockWriteGuard<'_, Storage>>> =
+                in_place.iter().map(|t| t.as_ref().map(|t| t.storage_arc().write().unwrap_or_else(|e| e.into_inner()))).collect();
+            let mut outs = Vec::with_capacity(m);
+            for i in 0..m {
+                let (ptr, accumulate) = match (&mut guards[i], &mut fresh[i]) {
+                    (Some(guard), _) => match &mut **guard {
+                        Storage::Cpu(cs) => (T::slice_of_mut(cs).expect("dtype checked").as_mut_ptr(), true),
+                        #[allow(unreachable_patterns)]
+                        _ => unreachable!("checked to be a CPU tensor"),
+                    },
+                    (None, Some(v)) => (v.as_mut_ptr(), true),
+                    (None, None) => unreachable!("every part has a target"),
+                };
+                outs.push(OutPart { ptr, channels: self.cins[i], accumulate });
+            }
+            let wg = w.storage();
+            let wd = data::<T>(cpu_storages("conv2d_concat_backward", std::slice::from_ref(&wg))?[0]);
+            // SAFETY: every target holds N x Ci x H x W values (checked or allocated above), the write
+            // guards keep them exclusive, and they are distinct buffers from gp and w.
+            unsafe { cpu::conv2d_input_grad_into(gd, mask.as_ref(), wd, geom, &outs) };
+            drop(guards);
+            for i in 0..m {
+                if !xs[i].tracks_grad() {
+                    continue;
+                }
+                totals[i] = match (in_place[i].take(), fresh[i].take()) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(v)) => Some(tensor(v, xs[i].shape().to_vec())),
+                    (None, None) => None,
+                };
+            }
+        }
+        if w.tracks_grad() {
+            let _p = crate::profile::scope(
+                "conv2d_weight_grad",
+                2.0 * (geom.n * geom.cout * plane * geom.cin * geom.kh * geom.kw) as f64,
+                crate::profile::bytes_of(g, g.numel() + geom.n * geom.in_sample() + w.numel()),
+            );
+            let guards: Vec<_> = xs.iter().map(|t| t.storage()).collect();
+            let c = cpu_storages("conv2d_concat_backward", &guards)?;
+            let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), self.cins[i])).collect();
+            let (gw, sums) = cpu::conv2d_weight_grad_parts(&parts, gd, geom, mask.as_ref(), bias.is_some());
+            if sums.is_some() {
+                gb = sums;
+            }
+            let gw = tensor(gw, w.shape().to_vec());
+            totals[m] = Some(match acc[m].take() {
+                Some(a) => add_into(a, &gw)?,
+                None => gw,
+            });
+        }
+        if let (Some(b), Some(gb)) = (bias, gb) {
+            let gb = tensor(gb, b.shape().to_vec());
+            totals[m + 1] = Some(match acc[m + 1].take() {
+                Some(a) => add_into(a, &gb)?,
+                None => gb,
+            });
+        }
+        // Accumulated gradients of operands this op gives no gradient (not tracked) pass through.
+        for (t, a) in totals.iter_mut().zip(acc) {
+            if t.is_none() {
+                *t = a;
+            }
+        }
+        Ok(totals)
+    }
+}
+
+/// Backward of [`Tensor::conv2d_weight_grad_concat`] (inputs: the parts, then grad_out), given the gradient
+/// `G` of the weight gradient: d/dx = conv2d_input_grad(dy, G) split into the parts, d/d dy = conv2d(x, G).
+struct WeightGradConcatBackward {
+    cins: Vec<usize>,
+    stride: (usize, usize),
+    padding: (usize, usize),
+}
+impl Backward for WeightGradConcatBackward {
+    fn name(&self) -> &'static str {
+        "conv2d_weight_grad_concat"
+    }
+    fn backward(&self, inputs: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let m = self.cins.len();
+        let (xs, dy) = (&inputs[..m], &inputs[m]);
+        let mut grads: Vec<Option<Tensor>> = vec![None; m + 1];
+        if xs.iter().any(|x| x.tracks_grad()) {
+            let (_, _, h, w) = xs[0].dims4("conv2d_weight_grad_concat_backward")?;
+            let gx = Tensor::conv2d_input_grad(dy, g, (h, w), self.stride, self.padding)?;
+            let pieces = if m == 1 { vec![gx] } else { gx.split(1, &self.cins)? };
+            for (i, piece) in pieces.into_iter().enumerate() {
+                if xs[i].tracks_grad() {
+                    grads[i] = Some(piece);
+                }
+            }
+        }
+        if dy.tracks_grad() {
+            let parts: Vec<&Tensor> = xs.iter().collect();
+            grads[m] = Some(Tensor::conv2d_concat(&parts, g, None, self.stride, self.padding, None)?);
+        }
+        Ok(grads)
+    }
+}
+
+impl Tensor {
+    /// `leaky_relu(conv2d(x, weight, bias), slope)` in one pass: the activation is applied as the output
+    /// leaves the convolution's accumulator (CPU), and the backward pass masks the gradient once. `slope`
+    /// must be >= 0 (the backward rule reads the mask from the output). Same result as the composition.
+    pub fn conv2d_leaky_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        slope: f64,
+    ) -> Result<Tensor> {
+        Tensor::conv2d_concat(&[self], weight, bias, stride, padding, Some(slope))
+    }
+
+    /// `conv2d(concat(inputs, axis 1), weight, bias)`, then LeakyReLU with `slope` if given, without
+    /// writing the concatenation: the dense subnets of the hiding network convolve the concatenation of
+    /// all earlier feature maps, and on the CPU the stride-1 kernels read the parts in place while padding
+    /// each sample. Other devices and geometries compose concat, conv2d and leaky_relu (same numbers).
+    pub fn conv2d_concat(
+        inputs: &[&Tensor],
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: (usize, usize),
+        padding: (usize, usize),
+        slope: Option<f64>,
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_concat";
+        if let Some(a) = slope
+            && !(a >= 0.0)
+        {
+            return Err(Error::msg(format!("{OP}: the LeakyReLU slope must be >= 0, got {a}")));
+        }
+        let (g, cins) = parts_geom(OP, inputs, weight, stride, padding)?;
+        if let Some(b) = bias
+            && b.shape() != [g.cout]
+        {
+            return Err(Error::shape(OP, format!("bias must have shape ({},), got {}", g.cout, fmt_shape(b.shape()))));
+        }
+        let mut all: Vec<&Tensor> = inputs.to_vec();
+        all.push(weight);
+        if let Some(b) = bias {
+            all.push(b);
+        }
+        let named: Vec<(&str, &Tensor)> = all.iter().map(|t| ("operand", *t)).collect();
+        same_dtype(OP, &named)?;
+        if !all_cpu(&all) || !cpu::fused_supported(&g) {
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { Tensor::concat(inputs, 1)? };
+            let y = x.conv2d(weight, bias, stride, padding)?;
+            return match slope {
+                Some(a) => y.leaky_relu(a),
+                None => Ok(y),
+            };
+        }
+        let name = if slope.is_some() { "conv2d_leaky_relu" } else { "conv2d" };
+        let _p = crate::profile::scope(
+            name,
+            2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64,
+            crate::profile::bytes_of(weight, g.n * g.in_sample() + weight.numel() + g.n * g.out_sample()),
+        );
+        let storage = {
+            let guards: Vec<_> = all.iter().map(|t| t.storage()).collect();
+            let c = cpu_storages(OP, &guards)?;
+            let m = inputs.len();
+            Storage::Cpu(by_dtype!(c[0].dtype(), |T| {
+                let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), cins[i])).collect();
+                cpu::conv2d_parts::<T>(&parts, data(c[m]), c.get(m + 1).map(|b| data(b)), &g, slope.map(T::from_f64))
+            }))
+        };
+        Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }))
+    }
+
+    /// [`Tensor::conv2d_weight_grad`] for an input given as channel parts (see [`Tensor::conv2d_concat`]).
+    pub fn conv2d_weight_grad_concat(
+        inputs: &[&Tensor],
+        grad_out: &Tensor,
+        kernel_hw: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Tensor> {
+        const OP: &str = "conv2d_weight_grad_concat";
+        let first = inputs.first().ok_or_else(|| Error::shape(OP, "needs at least one input"))?;
+        let all_cpu_now = {
+            let mut v: Vec<&Tensor> = inputs.to_vec();
+            v.push(grad_out);
+            all_cpu(&v)
+        };
+        let (_, cout, _, _) = rank4(OP, "grad_out", "NCHW", grad_out)?;
+        let cin_total: usize = inputs.iter().map(|t| t.shape().get(1).copied().unwrap_or(0)).sum();
+        // Geometry through the forward's checks, with a stand-in weight shape.
+        let wshape = Tensor::zeros(&[cout, cin_total, kernel_hw.0, kernel_hw.1], first.dtype());
+        let (g, cins) = parts_geom(OP, inputs, &wshape, stride, padding)?;
+        if grad_out.shape() != [g.n, g.cout, g.ho, g.wo] {
+            return Err(Error::shape(
+                OP,
+                format!("grad_out must be ({}, {}, {}, {}), got {}", g.n, g.cout, g.ho, g.wo, fmt_shape(grad_out.shape())),
+            ));
+        }
+        if inputs.len() == 1 || !all_cpu_now || !cpu::fused_supported(&g) {
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { Tensor::concat(inputs, 1)? };
+            return Tensor::conv2d_weight_grad(&x, grad_out, kernel_hw, stride, padding);
+        }
+        let mut all: Vec<&Tensor> = inputs.to_vec();
+        all.push(grad_out);
+        let named: Vec<(&str, &Tensor)> = all.iter().map(|t| ("operand", *t)).collect();
+        same_dtype(OP, &named)?;
+        let _p = crate::profile::scope(
+            "conv2d_weight_grad",
+            2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64,
+            crate::profile::bytes_of(grad_out, g.n * g.in_sample() + grad_out.numel() + g.cout * g.k()),
+        );
+        let storage = {
+            let guards: Vec<_> = all.iter().map(|t| t.storage()).collect();
+            let c = cpu_storages(OP, &guards)?;
+            let m = inputs.len();
+            Storage::Cpu(by_dtype!(c[0].dtype(), |T| {
+                let parts: Vec<(&[T], usize)> = (0..m).map(|i| (data::<T>(c[i]), cins[i])).collect();
+                cpu::conv2d_weight_grad_parts::<T>(&parts, data(c[m]), &g, None, false).0
+            }))
+        };
+        Ok(Tensor::from_op(
+            storage,
+            vec![g.cout, g.cin, g.kh, g.kw],
+            &all,
+            WeightGradConcatBackward { cins, stride, padding },
+        ))
     }
 }

@@ -67,6 +67,8 @@ impl Tensor {
         let _p = crate::profile::scope("haar_iwt", 2.0 * self.numel() as f64, crate::profile::bytes_of(self, 2 * self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::haar_iwt(v, n, c4, h, w))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::haar_iwt_wgpu(&s.backend, &s.buf, n, c4, h, w)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "haar_iwt", device: other.device_name() }),
         };

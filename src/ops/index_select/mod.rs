@@ -1,6 +1,8 @@
 //! index_select along the batch (first) axis: building mini-batches and pairing samples.
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ impl Backward for IndexSelectBackward {
         let row = numel(&inputs[0].shape()[1..]);
         let st = match &*g.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::scatter_add_rows(v, row, &self.idx, self.n))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::scatter_add_rows_wgpu(&w.backend, &w.buf, row, &self.idx, self.n)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "index_select_backward", device: other.device_name() }),
         };
@@ -43,6 +47,8 @@ impl Tensor {
         let _p = crate::profile::scope("index_select", 0.0, crate::profile::bytes_of(self, 2 * idx.len() * row));
         let storage = match &*self.storage() {
             Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v| cpu::gather_rows(v, row, idx))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(w) => crate::backend::wgpu::storage(&w.backend, wgpu::gather_rows_wgpu(&w.backend, &w.buf, row, n, idx)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "index_select", device: other.device_name() }),
         };

@@ -1,6 +1,8 @@
 //! Layout ops: reshape (zero-copy), permute/transpose (copy), broadcast_to (copy).
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use crate::autograd::Backward;
 use crate::shape::{broadcast_strides, fmt_shape, numel};
@@ -91,6 +93,8 @@ impl Tensor {
         let _p = crate::profile::scope("permute", 0.0, crate::profile::bytes_of(self, 2 * self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::permute(v, self.shape(), perm))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::permute_wgpu(&s.backend, &s.buf, self.shape(), perm)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "permute", device: other.device_name() }),
         };
@@ -120,6 +124,8 @@ impl Tensor {
         let _p = crate::profile::scope("broadcast_to", 0.0, crate::profile::bytes_of(self, numel(shape) + self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::strided_copy(v, &src, shape))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::strided_copy(&s.backend, "broadcast_to", &s.buf, 0, &src, shape)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "broadcast_to", device: other.device_name() }),
         };

@@ -2,6 +2,8 @@
 //! shared across the batch (a linear layer). Backward: dA = dC B^T, dB = A^T dC.
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use crate::autograd::Backward;
 use crate::shape::{fmt_shape, numel};
@@ -59,6 +61,14 @@ impl Tensor {
                     cpu_map2!(x, y, |p, q| cpu::matmul(p, q, batch, m, k, n, b_batched))
                         .ok_or_else(|| Error::Mismatch { op: "matmul", msg: format!("dtypes differ: {} vs {}", x.dtype(), y.dtype()) })?,
                 ),
+                #[cfg(feature = "wgpu")]
+                (Storage::Wgpu(x), Storage::Wgpu(y)) if std::sync::Arc::ptr_eq(&x.backend, &y.backend) => {
+                    crate::backend::wgpu::storage(&x.backend, wgpu::matmul_wgpu(&x.backend, &x.buf, &y.buf, batch, m, k, n, b_batched)?)
+                }
+                #[allow(unreachable_patterns)]
+                (x, y) if x.device_name() != y.device_name() => {
+                    return Err(Error::Mismatch { op: "matmul", msg: format!("tensors on different devices: {} and {}", x.device_name(), y.device_name()) });
+                }
                 #[allow(unreachable_patterns)]
                 (x, _) => return Err(Error::Unsupported { op: "matmul", device: x.device_name() }),
             }

@@ -6,6 +6,8 @@
 //! the padding may be at most half the kernel, so every window holds at least one input element.
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use std::sync::Arc;
 
@@ -66,6 +68,8 @@ impl Backward for AvgPoolBackward {
                 let _p = crate::profile::scope("avg_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
                 Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d_backward(v, &self.0)))
             }
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::avg_pool2d_backward_wgpu(&s.backend, &s.buf, &self.0)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "avg_pool2d_backward", device: other.device_name() }),
         };
@@ -73,22 +77,34 @@ impl Backward for AvgPoolBackward {
     }
 }
 
+/// Argmax indices of max pooling: host memory for CPU tensors, a device buffer for wgpu tensors.
+enum PoolIdx {
+    Cpu(Arc<Vec<usize>>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(crate::backend::wgpu::WgpuBuffer),
+}
+
 struct MaxPoolBackward {
     geom: PoolGeom,
-    idx: Arc<Vec<usize>>,
+    idx: PoolIdx,
 }
 impl Backward for MaxPoolBackward {
     fn name(&self) -> &'static str {
         "max_pool2d"
     }
     fn backward(&self, inputs: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let s = match &*g.storage() {
-            Storage::Cpu(s) => {
+        let s = match (&*g.storage(), &self.idx) {
+            (Storage::Cpu(s), PoolIdx::Cpu(idx)) => {
                 let _p = crate::profile::scope("max_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
-                Storage::Cpu(cpu_map!(s, |v| cpu::max_pool2d_backward(v, &self.idx, &self.geom)))
+                Storage::Cpu(cpu_map!(s, |v| cpu::max_pool2d_backward(v, idx, &self.geom)))
+            }
+            #[cfg(feature = "wgpu")]
+            (Storage::Wgpu(s), PoolIdx::Wgpu(idx)) => {
+                let _p = crate::profile::scope("max_pool2d_backward", 0.0, crate::profile::bytes_of(g, g.numel()));
+                crate::backend::wgpu::storage(&s.backend, wgpu::max_pool2d_backward_wgpu(&s.backend, &s.buf, idx, &self.geom)?)
             }
             #[allow(unreachable_patterns)]
-            other => return Err(Error::Unsupported { op: "max_pool2d_backward", device: other.device_name() }),
+            (other, _) => return Err(Error::Unsupported { op: "max_pool2d_backward", device: other.device_name() }),
         };
         Ok(vec![Some(Tensor::from_storage(s, inputs[0].shape().to_vec()))])
     }
@@ -103,6 +119,8 @@ impl Tensor {
         let _p = crate::profile::scope("avg_pool2d", 0.0, crate::profile::bytes_of(self, self.numel()));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::avg_pool2d(v, &g))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::avg_pool2d_wgpu(&s.backend, &s.buf, &g)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "avg_pool2d", device: other.device_name() }),
         };
@@ -120,18 +138,23 @@ impl Tensor {
             Storage::Cpu(s) => match s {
                 CpuStorage::F32(v) => {
                     let (o, i) = cpu::max_pool2d(v, &g);
-                    (Storage::Cpu(CpuStorage::F32(o)), i)
+                    (Storage::Cpu(CpuStorage::F32(o)), PoolIdx::Cpu(Arc::new(i)))
                 }
                 CpuStorage::F64(v) => {
                     let (o, i) = cpu::max_pool2d(v, &g);
-                    (Storage::Cpu(CpuStorage::F64(o)), i)
+                    (Storage::Cpu(CpuStorage::F64(o)), PoolIdx::Cpu(Arc::new(i)))
                 }
             },
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => {
+                let (o, i) = wgpu::max_pool2d_wgpu(&s.backend, &s.buf, &g)?;
+                (crate::backend::wgpu::storage(&s.backend, o), PoolIdx::Wgpu(i))
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max_pool2d", device: other.device_name() }),
         };
         let shape = vec![self.shape()[0], self.shape()[1], g.ho, g.wo];
-        Ok(Tensor::from_op(storage, shape, &[self], MaxPoolBackward { geom: g, idx: Arc::new(idx) }))
+        Ok(Tensor::from_op(storage, shape, &[self], MaxPoolBackward { geom: g, idx }))
     }
 
     /// Mean over the spatial axes of an NCHW tensor: (N, C, H, W) -> (N, C, 1, 1).

@@ -1,6 +1,8 @@
 //! Reductions: sum and mean (all, or over axes), `sum_to` (undo a broadcast), max over an axis.
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 
 use std::sync::Arc;
 
@@ -35,8 +37,16 @@ impl Backward for SumBackward {
     }
 }
 
+/// Where max's argmax indices live: on the host for CPU tensors, on the device for wgpu tensors (so the
+/// forward pass never reads back).
+enum ArgIdx {
+    Cpu(Arc<Vec<usize>>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(Arc<crate::backend::wgpu::WgpuBuffer>, Arc<crate::backend::wgpu::WgpuBackend>),
+}
+
 struct MaxBackward {
-    idx: Arc<Vec<usize>>,
+    idx: ArgIdx,
     outer: usize,
     n: usize,
     inner: usize,
@@ -48,12 +58,17 @@ impl Backward for MaxBackward {
     }
     fn backward(&self, _: &[Tensor], _: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let _p = crate::profile::scope("max_backward", 0.0, crate::profile::bytes_of(g, self.outer * self.n * self.inner));
-        let s = match &*g.storage() {
-            Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::max_axis_backward(
-                v, &self.idx, self.outer, self.n, self.inner
+        let s = match (&*g.storage(), &self.idx) {
+            (Storage::Cpu(s), ArgIdx::Cpu(idx)) => Storage::Cpu(cpu_map!(s, |v| cpu::max_axis_backward(
+                v, idx, self.outer, self.n, self.inner
             ))),
+            #[cfg(feature = "wgpu")]
+            (Storage::Wgpu(s), ArgIdx::Wgpu(idx, _)) => crate::backend::wgpu::storage(
+                &s.backend,
+                wgpu::max_backward_wgpu(&s.backend, &s.buf, idx, self.outer, self.n, self.inner)?,
+            ),
             #[allow(unreachable_patterns)]
-            other => return Err(Error::Unsupported { op: "max_backward", device: other.device_name() }),
+            (other, _) => return Err(Error::Unsupported { op: "max_backward", device: other.device_name() }),
         };
         Ok(vec![Some(Tensor::from_storage(s, self.in_shape.clone()))])
     }
@@ -68,6 +83,29 @@ impl Tensor {
             self.shape().iter().zip(&keep).map(|(&d, &k)| if k { d } else { 1 }).collect();
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::sum_axes(v, self.shape(), &keep))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => {
+                let shape = self.shape();
+                let reduced: Vec<usize> = (0..shape.len()).filter(|&d| !keep[d]).collect();
+                let contiguous = reduced.windows(2).all(|w| w[1] == w[0] + 1);
+                let buf = match (reduced.first(), reduced.last()) {
+                    (Some(&first), Some(&last)) if contiguous => {
+                        let (outer, red, inner) = (numel(&shape[..first]), numel(&shape[first..=last]), numel(&shape[last + 1..]));
+                        wgpu::sum_wgpu(&s.backend, &s.buf, outer, red, inner)?
+                    }
+                    (Some(_), Some(_)) => {
+                        // Kept axes first, reduced ones last: then the reduced run is contiguous.
+                        let mut perm: Vec<usize> = (0..shape.len()).filter(|&d| keep[d]).collect();
+                        perm.extend(&reduced);
+                        let t = crate::ops::layout::wgpu::permute_wgpu(&s.backend, &s.buf, shape, &perm)?;
+                        let red = numel(&reduced.iter().map(|&d| shape[d]).collect::<Vec<_>>());
+                        wgpu::sum_wgpu(&s.backend, &t, self.numel() / red.max(1), red, 1)?
+                    }
+                    // Nothing reduced: a copy (the result must not share storage with the input).
+                    _ => crate::ops::layout::wgpu::strided_copy(&s.backend, "sum", &s.buf, 0, &crate::shape::strides(shape), shape)?,
+                };
+                crate::backend::wgpu::storage(&s.backend, buf)
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "sum", device: other.device_name() }),
         };
@@ -122,6 +160,12 @@ impl Tensor {
 
     /// Maximum over one axis, with the index of the (first) maximum. Gradient flows to that position.
     pub fn max_axis_with_indices(&self, ax: isize, keepdim: bool) -> Result<(Tensor, Vec<usize>)> {
+        let (t, idx) = self.max_axis_impl(ax, keepdim, true)?;
+        Ok((t, idx.expect("indices were asked for")))
+    }
+
+    /// Max over an axis; the indices are returned (read back from a device) only when `want_idx`.
+    fn max_axis_impl(&self, ax: isize, keepdim: bool, want_idx: bool) -> Result<(Tensor, Option<Vec<usize>>)> {
         let a = axis("max", ax, self.rank())?;
         let s = self.shape();
         let (outer, n, inner) = (numel(&s[..a]), s[a], numel(&s[a + 1..]));
@@ -133,20 +177,34 @@ impl Tensor {
             Storage::Cpu(st) => match st {
                 crate::storage::CpuStorage::F32(v) => {
                     let (vals, idx) = cpu::max_axis(v, outer, n, inner);
-                    (Storage::Cpu(crate::storage::CpuStorage::F32(vals)), idx)
+                    (Storage::Cpu(crate::storage::CpuStorage::F32(vals)), ArgIdx::Cpu(Arc::new(idx)))
                 }
                 crate::storage::CpuStorage::F64(v) => {
                     let (vals, idx) = cpu::max_axis(v, outer, n, inner);
-                    (Storage::Cpu(crate::storage::CpuStorage::F64(vals)), idx)
+                    (Storage::Cpu(crate::storage::CpuStorage::F64(vals)), ArgIdx::Cpu(Arc::new(idx)))
                 }
             },
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(st) => {
+                let (vals, idx) = wgpu::max_axis_wgpu(&st.backend, &st.buf, outer, n, inner)?;
+                (crate::backend::wgpu::storage(&st.backend, vals), ArgIdx::Wgpu(Arc::new(idx), st.backend.clone()))
+            }
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: "max", device: other.device_name() }),
         };
-        let idx = Arc::new(idx);
+        let host_idx = if want_idx {
+            Some(match &idx {
+                ArgIdx::Cpu(v) => (**v).clone(),
+                // The indices are u32 bit patterns in an f32-typed buffer.
+                #[cfg(feature = "wgpu")]
+                ArgIdx::Wgpu(b, be) => be.download(b)?.into_iter().map(|f| f.to_bits() as usize).collect(),
+            })
+        } else {
+            None
+        };
         let mut out_shape = s.to_vec();
         out_shape[a] = 1;
-        let op = MaxBackward { idx: idx.clone(), outer, n, inner, in_shape: s.to_vec() };
+        let op = MaxBackward { idx, outer, n, inner, in_shape: s.to_vec() };
         let out = Tensor::from_op(storage, out_shape, &[self], op);
         let out = if keepdim {
             out
@@ -155,11 +213,11 @@ impl Tensor {
             sq.remove(a);
             out.reshape(&sq)?
         };
-        Ok((out, Arc::try_unwrap(idx).unwrap_or_else(|a| (*a).clone())))
+        Ok((out, host_idx))
     }
 
     pub fn max_axis(&self, ax: isize, keepdim: bool) -> Result<Tensor> {
-        Ok(self.max_axis_with_indices(ax, keepdim)?.0)
+        Ok(self.max_axis_impl(ax, keepdim, false)?.0)
     }
 
     /// Index of the maximum along an axis (e.g. predicted class per row).

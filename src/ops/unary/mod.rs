@@ -4,6 +4,8 @@
 //! rules of relu, leaky_relu, clamp and abs can be written with ops and run on every device.
 
 mod cpu;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu;
 pub(crate) use cpu::PAR_MIN;
 
 use crate::autograd::Backward;
@@ -102,6 +104,8 @@ impl Tensor {
         let _p = crate::profile::scope(op.name(), n as f64, crate::profile::bytes_of(self, 2 * n));
         let storage = match &*self.storage() {
             Storage::Cpu(s) => Storage::Cpu(cpu_map!(s, |v| cpu::unary(op, v))),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => crate::backend::wgpu::storage(&s.backend, wgpu::unary_wgpu(&s.backend, op, &s.buf)?),
             #[allow(unreachable_patterns)]
             other => return Err(Error::Unsupported { op: op.name(), device: other.device_name() }),
         };
