@@ -8,8 +8,8 @@ import json, os, sys, glob
 
 here = os.path.dirname(os.path.abspath(__file__))
 names = sys.argv[1:] or sorted(os.listdir(os.path.join(here, "reports")))
-print("| row | victim data / seeds | stego PSNR / SSIM | at budget | reveal PSNR | none: final (min, max after ep. 3) | per-epoch (none) | JPEG-10 final | 2-bit final |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| row | victim data / seeds | stego PSNR / SSIM | at budget | reveal PSNR | none: final (min, max after ep. 3) | per-epoch (none) | JPEG-10 final | 2-bit final | wall times |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for n in names:
     d = os.path.join(here, "reports", n)
     try:
@@ -17,6 +17,10 @@ for n in names:
     except OSError:
         continue
     rv = p.get("reveal_psnr_db", {}).get("mean")
+    try:
+        wt = open(os.path.join(d, "wall_times.txt")).read().strip().replace("\n", "; ")
+    except OSError:
+        wt = "-"
     for rj in sorted(glob.glob(os.path.join(d, "report*.json"))):
         r = json.load(open(rj))
         res = {x["countermeasure"]: x["protected"] for x in r["results"] if x.get("protected")}
@@ -38,4 +42,4 @@ for n in names:
         seeds = r["config"]["seeds"]
         imgs = r["data"]["training_sets"][0]["images"]
         print(f"| {n} | {imgs} imgs, seeds {','.join(map(str, seeds))} ({os.path.basename(rj)}) | {p['psnr_db']['mean']:.2f} / {p['ssim']['mean']:.4f} | {100 * p['at_budget']:.1f}% | "
-              + (f"{rv:.2f}" if rv is not None else "-") + f" | {nonecell} | {pe} | {fin('jpeg10')} | {fin('bit-depth-2')} |")
+              + (f"{rv:.2f}" if rv is not None else "-") + f" | {nonecell} | {pe} | {fin('jpeg10')} | {fin('bit-depth-2')} | {wt} |")
