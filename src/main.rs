@@ -35,6 +35,8 @@ enum Cmd {
     TrainFeatures(cli::train_features::TrainFeaturesArgs),
     /// CUDA kernels: registers, shared memory and spills (NVRTC's ptxas report), launch configuration, occupancy.
     Kernels(cli::kernels::KernelsArgs),
+    /// Write a class-balanced subset of an IDX data set (how the bundled Fashion-MNIST subset is made).
+    MakeSubset(cli::make_subset::MakeSubsetArgs),
 }
 
 /// Ok(false): the command ran but its check failed (exit 1). Err: it could not run (exit 2).
@@ -50,6 +52,7 @@ fn run(cli: Cli) -> deephide::Result<bool> {
         Cmd::Evaluate(a) => cli::evaluate::run(a),
         Cmd::TrainFeatures(a) => cli::train_features::run(a),
         Cmd::Kernels(a) => cli::kernels::run(a),
+        Cmd::MakeSubset(a) => cli::make_subset::run(a),
     }
 }
 

@@ -7,15 +7,6 @@ use std::path::{Path, PathBuf};
 use deephide::data::{self, balanced_subset, bundled, cifar, folder, idx, DataSpec, Dataset, Split};
 use deephide::Rng;
 
-/// Regenerate the bundled subset from the installed full Fashion-MNIST:
-/// `cargo test --release --test data -- --ignored make_bundled_subset`.
-#[test]
-#[ignore]
-fn make_bundled_subset() {
-    let out = Path::new(bundled::SUBSET_DIR);
-    bundled::make_subset(Path::new(bundled::FULL_DIR), out, bundled::TRAIN_PER_CLASS, bundled::TEST_PER_CLASS).unwrap();
-}
-
 /// A fresh, empty directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
 
@@ -104,6 +95,28 @@ fn bundled_subset_is_the_first_images_of_the_full_set() {
         let raw: Vec<u8> = full.labels.iter().map(|&l| l as u8).collect();
         let keep = bundled::first_per_class(&raw, 10, per).unwrap();
         assert_eq!(full.subset(&keep).images, sub.images);
+    }
+}
+
+/// `deephide make-subset` (the tool that made the bundled subset) reproduces it from the full set.
+#[test]
+fn make_subset_command_reproduces_the_bundled_subset() {
+    if !bundled::full_available() {
+        eprintln!("skipped: full Fashion-MNIST not installed at {} (apt-get install -y dataset-fashion-mnist)", bundled::FULL_DIR);
+        return;
+    }
+    let dir = TempDir::new("make-subset");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_deephide"))
+        .args(["make-subset", "--out"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for split in [Split::Train, Split::Test] {
+        let made = idx::load_dir(dir.path(), split).unwrap();
+        let shipped = idx::load_dir(Path::new(bundled::SUBSET_DIR), split).unwrap();
+        assert_eq!(made.labels, shipped.labels);
+        assert_eq!(made.images, shipped.images);
     }
 }
 

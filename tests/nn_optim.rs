@@ -638,3 +638,35 @@ fn small_conv_net_trains_without_leaks() {
     assert!(live_tensor_count().abs_diff(before) <= 4);
     assert!(last < first, "loss {first} -> {last}");
 }
+
+/// The fused f32 CPU update (in place, chunked in parallel for large tensors) follows the op-by-op rule,
+/// which f64 parameters still take, for Adam with L2 decay and for AdamW.
+#[test]
+fn fused_f32_adam_matches_the_op_by_op_rule() {
+    let _s = serial();
+    for decoupled in [false, true] {
+        let n = 40_000; // above the parallel threshold
+        let init: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0).collect();
+        let p32 = Tensor::from_f64_vec(&init, &[n], DType::F32).unwrap().requires_grad_(true);
+        let p64 = Tensor::from_f64_vec(&init, &[n], DType::F64).unwrap().requires_grad_(true);
+        let mk = |p: &Tensor| -> Box<dyn Optimizer> {
+            if decoupled {
+                Box::new(AdamW::new(vec![p.clone()], 0.01).weight_decay(0.1))
+            } else {
+                Box::new(Adam::new(vec![p.clone()], 0.01).weight_decay(0.1))
+            }
+        };
+        let (mut o32, mut o64) = (mk(&p32), mk(&p64));
+        for _ in 0..4 {
+            for (p, o) in [(&p32, &mut o32), (&p64, &mut o64)] {
+                o.zero_grad();
+                p.mul(p).unwrap().mul(p).unwrap().sum_all().unwrap().backward().unwrap();
+                o.step().unwrap();
+            }
+        }
+        let (a, b) = (p32.to_vec_f64().unwrap(), p64.to_vec_f64().unwrap());
+        for i in 0..n {
+            assert!((a[i] - b[i]).abs() <= 1e-5 * (1.0 + b[i].abs()), "decoupled {decoupled}: p[{i}] f32 {} vs f64 {}", a[i], b[i]);
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod gradcheck;
 pub mod hide;
 pub mod kernels;
+pub mod make_subset;
 pub mod profile;
 pub mod semantic;
 pub mod train;

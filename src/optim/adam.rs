@@ -77,6 +77,12 @@ impl Core {
                 crate::optim::wgpu::update(name, "adam", p, &g, &[&st.m, &st.v], params)?;
                 continue;
             }
+            let bc1 = 1.0 - b1.powi(st.step);
+            let bc2 = 1.0 - b2.powi(st.step);
+            let h = crate::optim::cpu::AdamStep { lr, b1, b2, eps, weight_decay: wd, decoupled, bc1, bc2 };
+            if crate::optim::cpu::adam_update(p, &g, &st.m, &st.v, h) {
+                continue;
+            }
             let mut base = p.clone();
             if wd != 0.0 {
                 if decoupled {
@@ -87,8 +93,6 @@ impl Core {
             }
             st.m = st.m.mul_scalar(b1)?.add(&g.mul_scalar(1.0 - b1)?)?;
             st.v = st.v.mul_scalar(b2)?.add(&g.square()?.mul_scalar(1.0 - b2)?)?;
-            let bc1 = 1.0 - b1.powi(st.step);
-            let bc2 = 1.0 - b2.powi(st.step);
             let denom = st.v.sqrt()?.mul_scalar(1.0 / bc2.sqrt())?.add_scalar(eps)?;
             let update = st.m.div(&denom)?.mul_scalar(lr / bc1)?;
             p.assign(&base.sub(&update)?)?;

@@ -7,6 +7,7 @@
 
 mod adam;
 mod clip;
+mod cpu;
 mod schedule;
 mod sgd;
 #[cfg(feature = "wgpu")]
