@@ -109,18 +109,25 @@ impl ConvResult {
     }
 }
 
-pub fn bench_conv(s: &ConvShape, reps: usize) -> Result<ConvResult> {
+/// Time the three conv passes of one shape on `device`; on a GPU each run waits for the device, so the
+/// times are kernel times plus one submit.
+pub fn bench_conv(s: &ConvShape, reps: usize, device: &crate::device::Device) -> Result<ConvResult> {
     let mut rng = Rng::new(0);
     let o = s.out_hw();
-    let x = Tensor::randn(&[s.n, s.cin, s.hw, s.hw], 1.0, DType::F32, &mut rng);
-    let w = Tensor::randn(&[s.cout, s.cin, s.k, s.k], 0.1, DType::F32, &mut rng);
-    let b = Tensor::randn(&[s.cout], 0.1, DType::F32, &mut rng);
-    let dy = Tensor::randn(&[s.n, s.cout, o, o], 1.0, DType::F32, &mut rng);
+    let x = Tensor::randn(&[s.n, s.cin, s.hw, s.hw], 1.0, DType::F32, &mut rng).to_device(device)?;
+    let w = Tensor::randn(&[s.cout, s.cin, s.k, s.k], 0.1, DType::F32, &mut rng).to_device(device)?;
+    let b = Tensor::randn(&[s.cout], 0.1, DType::F32, &mut rng).to_device(device)?;
+    let dy = Tensor::randn(&[s.n, s.cout, o, o], 1.0, DType::F32, &mut rng).to_device(device)?;
     let (st, pd) = ((s.stride, s.stride), (s.pad, s.pad));
+    let done = |t: Tensor| -> Result<()> {
+        device.synchronize()?;
+        drop(t);
+        Ok(())
+    };
     no_grad(|| {
-        let f = time_it(reps, || x.conv2d(&w, Some(&b), st, pd).map(drop))?;
-        let di = time_it(reps, || Tensor::conv2d_input_grad(&dy, &w, (s.hw, s.hw), st, pd).map(drop))?;
-        let dw = time_it(reps, || Tensor::conv2d_weight_grad(&x, &dy, (s.k, s.k), st, pd).map(drop))?;
+        let f = time_it(reps, || done(x.conv2d(&w, Some(&b), st, pd)?))?;
+        let di = time_it(reps, || done(Tensor::conv2d_input_grad(&dy, &w, (s.hw, s.hw), st, pd)?))?;
+        let dw = time_it(reps, || done(Tensor::conv2d_weight_grad(&x, &dy, (s.k, s.k), st, pd)?))?;
         Ok(ConvResult { shape: *s, times: [f, di, dw] })
     })
 }
@@ -216,9 +223,7 @@ pub fn hiding_train_steps_timed(o: &StepBench, device: &crate::device::Device, m
     use crate::optim::{Adam, Optimizer};
     let cfg = HidingConfig { channels: o.channels, blocks: o.blocks, ..HidingConfig::default() };
     let net = InvertibleHiding::new(cfg, 0)?;
-    for p in net.parameters() {
-        p.assign(&p.to_device(device)?.detach())?;
-    }
+    net.to_device(device)?;
     let mut opt = Adam::new(net.parameters(), 10f64.powf(-4.5)).betas(0.5, 0.999).eps(1e-6).weight_decay(1e-5);
     let mut rng = Rng::new(0);
     let shape = [o.batch, o.channels, o.size, o.size];
@@ -283,9 +288,8 @@ pub fn victim_train_steps(
     let cfg = ModelConfig::new(Arch::parse(arch)?, c, (h, w), 10);
     let mut rng = Rng::new(0);
     let model = models::build(&cfg, &mut rng)?;
-    for p in model.parameters() {
-        p.assign(&p.to_device(device)?.detach())?;
-    }
+    // Parameters and batch-norm running statistics.
+    model.to_device(device)?;
     model.set_training(true);
     let mut opt = Sgd::new(model.parameters(), 0.1).momentum(0.9).weight_decay(5e-4);
     let x = Tensor::rand_uniform(&[batch, c, h, w], 0.0, 1.0, DType::F32, &mut rng).to_device(device)?;

@@ -103,6 +103,16 @@ impl Device {
         }
     }
 
+    /// Wait until all work queued on the device has finished (GPU work is asynchronous; the CPU's is
+    /// not). For timings.
+    pub fn synchronize(&self) -> Result<()> {
+        match self {
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu(be) => be.synchronize(),
+            _ => Ok(()),
+        }
+    }
+
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
     }

@@ -33,10 +33,10 @@ enum Cmd {
     Evaluate(cli::evaluate::EvaluateArgs),
     /// Train the ResNet-18 feature extractor (LFC's G) on clean data and save it.
     TrainFeatures(cli::train_features::TrainFeaturesArgs),
-    /// CUDA kernels: registers, shared memory and spills (NVRTC's ptxas report), launch configuration, occupancy.
-    Kernels(cli::kernels::KernelsArgs),
     /// Write a class-balanced subset of an IDX data set (how the bundled Fashion-MNIST subset is made).
     MakeSubset(cli::make_subset::MakeSubsetArgs),
+    /// CUDA kernels: registers, shared memory and spills (NVRTC's ptxas report), launch configuration, occupancy.
+    Kernels(cli::kernels::KernelsArgs),
 }
 
 /// Ok(false): the command ran but its check failed (exit 1). Err: it could not run (exit 2).
@@ -51,8 +51,8 @@ fn run(cli: Cli) -> deephide::Result<bool> {
         Cmd::Reveal(a) => cli::hide::run_reveal(a),
         Cmd::Evaluate(a) => cli::evaluate::run(a),
         Cmd::TrainFeatures(a) => cli::train_features::run(a),
-        Cmd::Kernels(a) => cli::kernels::run(a),
         Cmd::MakeSubset(a) => cli::make_subset::run(a),
+        Cmd::Kernels(a) => cli::kernels::run(a),
     }
 }
 

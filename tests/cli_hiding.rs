@@ -141,3 +141,39 @@ fn protected_rgb_32x32_data_is_also_written_as_cifar10_batches() {
     assert_eq!(back.subset(&by_class).images, folder.images);
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn default_training_is_bounded_and_hide_applies_the_bound() {
+    let d = tmp("bounded");
+    let spec = tiny_idx(&d.join("data"));
+    let meta = |p: &Path| deephide::safetensors_io::load(p).unwrap().metadata;
+    // Defaults: bounded output at 8/255 stored in the weights; the plain method has no bound.
+    let out = d.join("run");
+    let o = bin(&["train", "--data", &spec, "--out", out.to_str().unwrap(), "--steps", "4", "--blocks", "1", "--growth", "4", "--batch", "8"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let w = out.join("hiding.safetensors");
+    let b: f64 = meta(&w).get("deephide.bound_eps").expect("bound missing from the metadata").parse().unwrap();
+    assert!((b - 8.0 / 255.0).abs() < 1e-9, "{b}");
+    let plain = d.join("plain");
+    let o = bin(&["train", "--data", &spec, "--out", plain.to_str().unwrap(), "--steps", "2", "--blocks", "1", "--growth", "4", "--batch", "8", "--bound-eps", "0", "--train-quantize", "false", "--distort", "none", "--w-consistency", "0", "--w-highfreq", "0", "--w-fill", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!meta(&plain.join("hiding.safetensors")).contains_key("deephide.bound_eps"));
+    // hide without a clip (--eps 0) still publishes within 8/255, because the bound applies.
+    let prot = d.join("protected");
+    let o = bin(&["hide", "--weights", w.to_str().unwrap(), "--data", &spec, "--out", prot.to_str().unwrap(), "--eps", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("bounded output"), "{}", text(&o));
+    let json = std::fs::read_to_string(prot.join("perturbation.json")).unwrap();
+    assert!(json.contains("\"reveal_psnr_db\""), "{json}");
+    let clean = data::load(&spec, Split::Train).unwrap();
+    let p = data::load(&format!("idx:{}", prot.display()), Split::Train).unwrap();
+    let linf = p.images.iter().zip(&clean.images).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    assert!(linf <= 8, "L-inf {linf}/255 over the bound");
+    // Bad lever values are clear errors.
+    for (flag, val) in [("--distort", "sharpen"), ("--bound-eps", "2"), ("--train-quantize", "maybe")] {
+        let o = bin(&["train", "--data", &spec, "--out", d.join("bad").to_str().unwrap(), "--steps", "1", flag, val]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {val}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

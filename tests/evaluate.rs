@@ -195,6 +195,20 @@ fn bad_arguments_exit_2_with_one_clear_line() {
     assert_fails(&["evaluate", "--train", "default", "--test", "default", "--model", "vgg", "--report", r], &["unknown model `vgg`"]);
     assert_fails(&["evaluate", "--train", "default", "--test", "default", "--protected-fraction", "0.5", "--report", r], &["--clean"]);
     assert_fails(&["evaluate", "--train", "default", "--test", "default", "--baseline", "gaussian", "--report", r], &["--baseline"]);
+    assert_fails(&["evaluate", "--train", "default", "--test", "default", "--device", "tpu", "--report", r], &["unknown device `tpu`"]);
+    // Victims train on wgpu; with no adapter, `--device wgpu` is one clear error before any data is read.
+    let o = bin()
+        .args(["evaluate", "--train", "default", "--test", "default", "--device", "wgpu", "--report", r])
+        .env("VK_ICD_FILENAMES", "/nonexistent")
+        .env("WGPU_BACKEND", "vulkan")
+        .env_remove("VK_DRIVER_FILES")
+        .env_remove("WGPU_ADAPTER_NAME")
+        .output()
+        .expect("run deephide");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "no adapter should exit 2; stderr: {err}");
+    let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains("wgpu") && line.contains("adapter"), "{line}");
     // A device that cannot exist (wgpu itself now runs: lavapipe in CI would train the victims for real).
     assert_fails(&["evaluate", "--train", "default", "--test", "default", "--device", "cuda:x", "--report", r], &["cuda:x"]);
     // Shapes that do not fit: gray Fashion-MNIST training, colour CIFAR test.

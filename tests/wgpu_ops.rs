@@ -297,6 +297,20 @@ fn conv2d_forward_and_gradients() {
             v[0].conv2d(&v[1], v.get(2), stride, pad)
         });
     }
+    // The fused dense-block op (conv of concatenated parts + bias + LeakyReLU in one kernel on wgpu).
+    let parts = vec![
+        randn(&[2, 4, 6, 7], &mut rng),
+        randn(&[2, 3, 6, 7], &mut rng),
+        randn(&[5, 7, 3, 3], &mut rng).mul_scalar(0.2).unwrap(),
+        randn(&[5], &mut rng),
+    ];
+    let t = tol(1e-4, 1e-4);
+    check(&dev, "conv2d_concat + bias + leaky", t, &parts, true, |v| {
+        Tensor::conv2d_concat(&[&v[0], &v[1]], &v[2], Some(&v[3]), (1, 1), (1, 1), Some(0.2))
+    });
+    check(&dev, "conv2d_leaky_relu stride 2", t, &[parts[0].clone(), randn(&[3, 4, 3, 3], &mut rng), randn(&[3], &mut rng)], true, |v| {
+        v[0].conv2d_leaky_relu(&v[1], Some(&v[2]), (2, 2), (1, 1), 0.01)
+    });
     // The two gradient primitives on their own, differentiated once more (their backward rules use conv2d
     // and each other).
     let (x, w) = (randn(&[2, 3, 7, 6], &mut rng), randn(&[4, 3, 3, 3], &mut rng));

@@ -25,6 +25,9 @@ enum BenchWhat {
         batch: usize,
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// cpu, cuda, cuda:N, wgpu or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Whole training steps of the hiding network (hide, reveal, losses, backward, Adam), as
     /// ../shared/peers/torch_dh.py does; ends with `step_ms_median <ms>`.
@@ -53,10 +56,12 @@ pub fn run(a: BenchArgs) -> deephide::Result<bool> {
     }
     println!("cpu: {} threads, {} kernels", rayon::current_num_threads(), SimdLevel::detect().name());
     match a.what {
-        BenchWhat::Conv { batch, reps } => {
+        BenchWhat::Conv { batch, reps, device } => {
+            let device = deephide::Device::parse(&device)?;
+            println!("conv on {}", device.describe());
             let mut results = Vec::new();
             for s in bench::conv_shapes(batch) {
-                results.push(bench::bench_conv(&s, reps)?);
+                results.push(bench::bench_conv(&s, reps, &device)?);
             }
             print!("{}", bench::format_conv(&results));
         }

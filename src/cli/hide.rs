@@ -20,10 +20,11 @@ pub struct HideArgs {
     /// Data set to protect (its training split).
     #[arg(long)]
     data: Option<String>,
-    /// Semantic images: procedural, single, noise or folder:DIR (as in training).
-    #[arg(long, default_value = "procedural")]
+    /// Semantic images: procedural, single, noise or folder:DIR (as in training; default as `train`'s).
+    #[arg(long, default_value = "single")]
     semantic: String,
-    #[arg(long, default_value_t = 64)]
+    /// Semantic images per class (as in training; default as `train`'s).
+    #[arg(long, default_value_t = 1)]
     secret_variants: usize,
     /// Seed of the semantic source (as in training).
     #[arg(long, default_value_t = 0)]
@@ -42,6 +43,10 @@ pub struct HideArgs {
     eps: String,
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Protect only a class-balanced random subset of this many training images (drawn with --seed), e.g.
+    /// for quick screening with `evaluate --train folder:OUT`.
+    #[arg(long)]
+    subset: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also report how concentrated the perturbations are in this feature extractor's space (the LFC
@@ -71,9 +76,14 @@ fn load_png_tensor(path: &PathBuf) -> deephide::Result<Tensor> {
 pub fn run(a: HideArgs) -> deephide::Result<bool> {
     let device = Device::parse(&a.device)?;
     let eps = parse_eps(&a.eps)?;
-    let (net, _) = hiding::weights::load(&a.weights)?;
+    let (net, w) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
         p.move_to_device_(&device)?;
+    }
+    // A network trained with a bounded output (`train --bound-eps`) publishes cover + eps * tanh(delta / eps).
+    let bound = hiding::bound_eps_of(&w.metadata)?;
+    if let Some(b) = bound {
+        eprintln!("weights were trained with a bounded output: delta = {:.2}/255 * tanh(raw / {:.2}/255)", b * 255.0, b * 255.0);
     }
     match (&a.data, &a.cover, &a.secret) {
         (None, Some(cover), Some(secret)) => {
@@ -89,6 +99,10 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
                 .iter()
                 .zip(&st)
                 .map(|(&x, &y)| {
+                    let y = match bound {
+                        Some(b) => hiding::shortcut::bound_value(x, y, b),
+                        None => y,
+                    };
                     let d = if eps > 0.0 { (y - x).clamp(-eps as f32, eps as f32) } else { y - x };
                     image_io::to_u8(x + d) as f32 / 255.0
                 })
@@ -105,11 +119,17 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             Ok(true)
         }
         (Some(spec), None, None) => {
-            let ds = data::load(spec, Split::Train)?;
+            let mut ds = data::load(spec, Split::Train)?;
+            if let Some(n) = a.subset {
+                if n == 0 {
+                    return Err(Error::msg("--subset must be at least 1"));
+                }
+                ds = data::balanced_subset(&ds, Some(n), &mut deephide::Rng::new(a.seed));
+            }
             let src = SemanticSource::parse(&a.semantic, a.seed)?;
             let pool = SecretPool::new(&src, ds.classes, a.secret_variants, (ds.channels, ds.height, ds.width))?;
             let mut progress = deephide::progress::Progress::new("hide", ds.len(), "img");
-            let (protected, stats) = hiding::protect_dataset(&net, &ds, &pool, eps, a.batch, &device, |n| progress.inc(n))?;
+            let (protected, stats) = hiding::protect_dataset(&net, &ds, &pool, eps, bound, a.batch, &device, |n| progress.inc(n))?;
             progress.finish();
             std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
             // Lossless image folder (folder:OUT reads it back), labels, and a binary copy in the source's
@@ -159,7 +179,7 @@ pub struct RevealArgs {
     #[arg(long)]
     out: PathBuf,
     /// Semantic source to compare the revealed image with (procedural, single, noise or folder:DIR).
-    #[arg(long, default_value = "procedural")]
+    #[arg(long, default_value = "single")]
     semantic: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -39,6 +39,21 @@ pub fn run(a: ProfileArgs) -> deephide::Result<bool> {
     }
     let o = StepBench { batch: a.batch, blocks: a.blocks, size: a.size, channels: a.channels, steps: a.steps };
     // Op timers start after the warm-up step (step 0), so one-time costs do not count.
+    #[allow(unused_mut)]
+    let mut device_note = String::new();
+    #[cfg(feature = "wgpu")]
+    if let Device::Wgpu(be) = &device {
+        // Device-side times: timestamp queries around every dispatch when the adapter has them, else
+        // every dispatch is waited for so that the host timers around each op include its kernels.
+        device_note = if be.enable_timestamps(true)? {
+            "wgpu: kernel times from timestamp queries (rows `gpu <entry point>`); the op rows are host-side recording times"
+                .into()
+        } else {
+            be.set_serialize(true)?;
+            "wgpu: this adapter has no timestamp queries; every dispatch is waited for, so op rows include device time (and the steps run slower than unprofiled)"
+                .into()
+        };
+    }
     let on_step = |i: usize| {
         if i == 0 {
             profile::reset();
@@ -53,11 +68,26 @@ pub fn run(a: ProfileArgs) -> deephide::Result<bool> {
         bench::victim_train_steps(arch, a.batch, (a.channels, a.size, a.size), a.steps, &device, on_step)
     };
     profile::enable(false);
+    #[cfg(feature = "wgpu")]
+    if let Device::Wgpu(be) = &device {
+        be.enable_timestamps(false)?;
+        be.set_serialize(false)?;
+    }
     let times = times?;
     eprintln!();
     let total: f64 = times.iter().sum::<f64>() / 1e3;
     let stats = profile::snapshot();
-    print!("{}", profile::format_table(&stats, total, peak));
+    if !device_note.is_empty() {
+        println!("{device_note}");
+    }
+    // Device kernel rows and host op rows overlap in time, so each gets its own table (and shares).
+    let (gpu, host): (Vec<_>, Vec<_>) = stats.into_iter().partition(|o| o.name.starts_with("gpu "));
+    if !gpu.is_empty() {
+        println!("device kernels:");
+        print!("{}", profile::format_table(&gpu, total, peak));
+        println!("host-side ops:");
+    }
+    print!("{}", profile::format_table(&host, total, peak));
     println!("step_ms_median {:.1}", bench::median(&times));
     Ok(true)
 }

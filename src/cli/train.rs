@@ -9,13 +9,22 @@ use deephide::hiding::{self, HidingConfig, InvertibleHiding, SecretPool, TrainOp
 use deephide::semantic::SemanticSource;
 use deephide::{Device, Error, Rng};
 
+/// Default weight of the consistency, high-frequency and budget-filling losses (experiments/protection.md).
+const WSHORT: f64 = 100.0;
+
+/// The defaults are the best setting of experiments/protection.md (issue 9): bounded output at 8/255,
+/// u8 rounding and JPEG-10 / 2-bit distortions between hiding and revealing, one fixed secret per class,
+/// strong class-consistency, low-frequency and budget-filling losses. The paper's plain method is
+/// `--bound-eps 0 --train-quantize false --distort none --w-consistency 0 --w-highfreq 0 --w-fill 0
+/// --w-guide 10` (library: `TrainOptions::default()`).
 #[derive(Args)]
 pub struct TrainArgs {
     /// Training data (covers): default, fashion-mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR.
     #[arg(long, default_value = "default")]
     data: String,
-    /// Semantic images: procedural, single, noise or folder:DIR.
-    #[arg(long, default_value = "procedural")]
+    /// Semantic images: procedural, single, noise or folder:DIR. Default: one fixed image per class, the
+    /// strongest lever measured (SCIENCE.md, experiments/protection.md).
+    #[arg(long, default_value = "single")]
     semantic: String,
     /// Output directory: hiding.safetensors, checkpoint.safetensors, train_log.csv, loss_curves.png.
     #[arg(long)]
@@ -40,7 +49,9 @@ pub struct TrainArgs {
     growth: usize,
     #[arg(long, default_value_t = 2.0)]
     clamp: f64,
-    #[arg(long, default_value_t = 10.0)]
+    /// Weight of the concealing loss sum (stego - cover)^2 (1 with the bounded output: the bound, not this
+    /// loss, keeps the perturbation within the budget).
+    #[arg(long, default_value_t = 1.0)]
     w_guide: f64,
     #[arg(long, default_value_t = 5.0)]
     w_reveal: f64,
@@ -58,8 +69,8 @@ pub struct TrainArgs {
     /// What replaces the lost part when revealing in training: zeros or gaussian.
     #[arg(long, default_value = "zeros")]
     z: String,
-    /// Semantic images per class (image i hides variant i mod N).
-    #[arg(long, default_value_t = 64)]
+    /// Semantic images per class (image i hides variant i mod N); 1 = one fixed secret per class.
+    #[arg(long, default_value_t = 1)]
     secret_variants: usize,
     /// Use only this many training images (class-balanced).
     #[arg(long)]
@@ -73,6 +84,37 @@ pub struct TrainArgs {
     resume: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Bounded output: stego = cover + eps * tanh((stego - cover) / eps), in training and (stored in the
+    /// weights) in `hide`, so the secret is revealed from budget-limited images. A number or a fraction like
+    /// 8/255; 0: off.
+    #[arg(long, default_value = "8/255")]
+    bound_eps: String,
+    /// Round the stego image to u8 levels (straight-through gradient) before revealing in training
+    /// (`--train-quantize false` to turn off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    train_quantize: bool,
+    /// Distortions between hiding and revealing in training, one drawn per step: comma-separated from quant,
+    /// bit2 (2-bit depth, straight-through), blur (3x3 Gaussian), jpegQ (differentiable JPEG approximation
+    /// at quality Q, e.g. jpeg10); none: off.
+    #[arg(long, default_value = "quant,jpeg10,bit2")]
+    distort: String,
+    /// Weight of the class-consistency loss: sum of squared deviations of each perturbation from the mean
+    /// perturbation of its class in the batch.
+    #[arg(long, default_value_t = WSHORT)]
+    w_consistency: f64,
+    /// Weight of the perturbation's energy outside the low-low Haar band (--highfreq-levels levels), which
+    /// JPEG and blur remove.
+    #[arg(long, default_value_t = WSHORT)]
+    w_highfreq: f64,
+    #[arg(long, default_value_t = 2)]
+    highfreq_levels: usize,
+    /// Weight of the budget-filling loss sum (eps - |delta|)^2 (eps: --bound-eps, or 8/255 without it).
+    #[arg(long, default_value_t = WSHORT)]
+    w_fill: f64,
+    /// Weight of the semantic-alignment loss sum (delta - eps (2 secret - 1))^2: the perturbation should be
+    /// the class's semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it).
+    #[arg(long, default_value_t = 0.0)]
+    w_align: f64,
 }
 
 pub fn parse_z(s: &str) -> deephide::Result<ZMode> {
@@ -117,6 +159,14 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
         secret_variants: a.secret_variants,
         seed: a.seed,
         ckpt_every: a.ckpt_every,
+        bound_eps: crate::cli::hide::parse_eps(&a.bound_eps).map_err(|_| Error::msg(format!("bad --bound-eps `{}`: expected a number or a fraction like 8/255 in [0, 1]", a.bound_eps)))?,
+        train_quantize: a.train_quantize,
+        distort: hiding::Distortion::parse_list(&a.distort)?,
+        w_consistency: a.w_consistency,
+        w_highfreq: a.w_highfreq,
+        highfreq_levels: a.highfreq_levels,
+        w_fill: a.w_fill,
+        w_align: a.w_align,
         ..TrainOptions::default()
     };
     let features = match (&a.features, a.w_lfc > 0.0) {

@@ -36,6 +36,9 @@ pub struct TrainFeaturesArgs {
     dtype: String,
     #[arg(long)]
     quiet: bool,
+    /// cpu, cuda, cuda:N, wgpu or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 pub fn run(a: TrainFeaturesArgs) -> deephide::Result<bool> {
@@ -58,7 +61,15 @@ pub fn run(a: TrainFeaturesArgs) -> deephide::Result<bool> {
     let cfg = ModelConfig::new(Arch::ResNet18, train_set.channels, (train_set.height, train_set.width), train_set.classes)
         .with_width(a.width);
     let model = models::build(&cfg, &mut Rng::new(a.seed ^ 0x6665_6174))?;
-    let tcfg = TrainConfig { epochs: a.epochs, seed: a.seed, progress: !a.quiet, label: "train-features".into(), ..TrainConfig::default() };
+    let device = deephide::Device::parse(&a.device)?;
+    let tcfg = TrainConfig {
+        epochs: a.epochs,
+        seed: a.seed,
+        progress: !a.quiet,
+        label: "train-features".into(),
+        device,
+        ..TrainConfig::default()
+    };
     let start = Instant::now();
     let test_ref = test_set.as_ref().map(|t| t as &dyn deephide::data::ImageSource);
     let r = train::train(&*model, &train_set, test_ref, &tcfg, None, &mut |_| Ok(()))?;

@@ -4,10 +4,12 @@
 pub mod losses;
 pub mod model;
 pub mod protect;
+pub mod shortcut;
 pub mod train;
 pub mod weights;
 
 pub use losses::{guide_loss, lfc_loss, low_frequency_loss, reveal_loss, Embedder};
 pub use model::{AffineCoupling, DenseSubnet, Hidden, HidingConfig, InvertibleHiding};
-pub use train::{train, SecretPool, StepLog, TrainOptions, TrainOutput, TrainReport, ZMode};
+pub use shortcut::Distortion;
+pub use train::{bound_eps_of, train, SecretPool, StepLog, TrainOptions, TrainOutput, TrainReport, ZMode};
 pub use protect::{protect_dataset, PerturbationStats};

@@ -7,6 +7,8 @@ use super::train::SecretPool;
 use crate::data::Dataset;
 use crate::device::Device;
 use crate::metrics::{delta_norms, psnr, ssim, Summary};
+use crate::dtype::DType;
+use crate::tensor::Tensor;
 use crate::{no_grad, Error, Result};
 
 #[derive(Clone, Debug, Default)]
@@ -17,25 +19,32 @@ pub struct PerturbationStats {
     pub linf: Summary,
     /// Share of pixels whose perturbation reached the budget (after clipping).
     pub at_budget: f64,
+    /// PSNR of the secret revealed (z = 0) from the published u8 images against the secret hidden, over the
+    /// first `REVEAL_SAMPLE` images.
+    pub reveal_psnr: Summary,
 }
+
+/// How many published images `protect_dataset` reveals to measure the reveal PSNR.
+pub const REVEAL_SAMPLE: usize = 1024;
 
 impl PerturbationStats {
     pub fn to_json(&self, eps: f64) -> String {
         let f = |name: &str, s: &Summary| format!("\"{name}\": {{\"mean\": {:.6}, \"min\": {:.6}, \"max\": {:.6}}}", s.mean(), s.min, s.max);
         format!(
-            "{{\"images\": {}, \"eps\": {eps:.6}, {}, {}, {}, {}, \"at_budget\": {:.6}}}\n",
+            "{{\"images\": {}, \"eps\": {eps:.6}, {}, {}, {}, {}, \"at_budget\": {:.6}, {}}}\n",
             self.psnr.count,
             f("psnr_db", &self.psnr),
             f("ssim", &self.ssim),
             f("l2", &self.l2),
             f("linf", &self.linf),
-            self.at_budget
+            self.at_budget,
+            f("reveal_psnr_db", &self.reveal_psnr)
         )
     }
 
     pub fn summary(&self) -> String {
         format!(
-            "{} images: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {:.4} (min {:.4}), L2 {:.4} (max {:.4}), L-inf {:.4} (max {:.4}) = {:.2}/255, {:.1}% of pixels at the budget",
+            "{} images: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {:.4} (min {:.4}), L2 {:.4} (max {:.4}), L-inf {:.4} (max {:.4}) = {:.2}/255, {:.1}% of pixels at the budget; secret revealed from the published images: {:.2} dB (first {} images)",
             self.psnr.count,
             self.psnr.mean(),
             self.psnr.min,
@@ -47,17 +56,22 @@ impl PerturbationStats {
             self.linf.mean(),
             self.linf.max,
             self.linf.max * 255.0,
-            100.0 * self.at_budget
+            100.0 * self.at_budget,
+            self.reveal_psnr.mean(),
+            self.reveal_psnr.count
         )
     }
 }
 
-/// Hide the pool's secrets in every image of `data`; `eps` > 0 clips delta to [-eps, eps].
+/// Hide the pool's secrets in every image of `data`; `bound` (the network's trained output bound, see
+/// `shortcut::bound_stego`) squashes delta first; `eps` > 0 then clips delta to [-eps, eps].
+#[allow(clippy::too_many_arguments)]
 pub fn protect_dataset(
     net: &InvertibleHiding,
     data: &Dataset,
     pool: &SecretPool,
     eps: f64,
+    bound: Option<f64>,
     batch: usize,
     device: &Device,
     mut on_batch: impl FnMut(usize),
@@ -78,12 +92,17 @@ pub fn protect_dataset(
         let secret = pool.batch(&items)?;
         let stego = no_grad(|| net.hide(&cover.to_device(device)?, &secret.to_device(device)?))?.stego.to_vec_f32()?;
         let cv = cover.to_vec_f32()?;
+        let mut published = Vec::with_capacity(idx.len() * per);
         for k in 0..idx.len() {
             let (co, st) = (&cv[k * per..(k + 1) * per], &stego[k * per..(k + 1) * per]);
             let out: Vec<u8> = co
                 .iter()
                 .zip(st)
                 .map(|(&a, &b)| {
+                    let b = match bound {
+                        Some(e) => super::shortcut::bound_value(a, b, e),
+                        None => b,
+                    };
                     let d = if eps > 0.0 { (b - a).clamp(-eps as f32, eps as f32) } else { b - a };
                     crate::image_io::to_u8(a + d)
                 })
@@ -98,6 +117,19 @@ pub fn protect_dataset(
                 at_budget += co.iter().zip(&pub_f).filter(|(a, b)| ((*b - *a).abs() as f64) >= eps - 0.5 / 255.0).count();
             }
             images.extend_from_slice(&out);
+            published.extend(pub_f);
+        }
+        if stats.reveal_psnr.count < REVEAL_SAMPLE {
+            let n = idx.len();
+            let z = Tensor::zeros(&[n, net.cfg.half(), h / 2, w / 2], DType::F32).to_device(device)?;
+            let p = Tensor::from_vec(published, &[n, c, h, w])?.to_device(device)?;
+            let (_, revealed) = no_grad(|| net.reveal(&p, &z))?;
+            let rv = revealed.to_vec_f32()?;
+            let sv = secret.to_vec_f32()?;
+            for k in 0..n {
+                let r: Vec<f32> = rv[k * per..(k + 1) * per].iter().map(|v| v.clamp(0.0, 1.0)).collect();
+                stats.reveal_psnr.add(psnr(&sv[k * per..(k + 1) * per], &r));
+            }
         }
         on_batch(idx.len());
     }

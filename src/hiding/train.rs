@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::losses::{guide_loss, lfc_loss, low_frequency_loss, reveal_loss, Embedder};
+use super::shortcut::{self, Distortion};
 use super::model::InvertibleHiding;
 use super::weights;
 use crate::data::Dataset;
@@ -26,6 +27,20 @@ use crate::safetensors_io::SaveDType;
 use crate::semantic::SemanticSource;
 use crate::tensor::Tensor;
 use crate::{no_grad, Error, Result};
+
+/// Weights metadata key of the bounded-output budget (read by `hide`).
+pub const BOUND_EPS_KEY: &str = "deephide.bound_eps";
+
+/// The bounded-output budget stored in weights metadata, if any.
+pub fn bound_eps_of(meta: &BTreeMap<String, String>) -> Result<Option<f64>> {
+    match meta.get(BOUND_EPS_KEY) {
+        None => Ok(None),
+        Some(v) => match v.parse::<f64>() {
+            Ok(e) if e > 0.0 && e.is_finite() => Ok(Some(e)),
+            _ => Err(Error::msg(format!("weights metadata `{BOUND_EPS_KEY}` = `{v}` is not a positive number"))),
+        },
+    }
+}
 
 /// What stands in for the lost part r when revealing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +72,23 @@ pub struct TrainOptions {
     pub ckpt_every: usize,
     /// A loss above this multiple of its running mean counts as divergence.
     pub spike_factor: f64,
+    /// Bounded output: stego = cover + eps * tanh((stego - cover) / eps) in training and in `hide` (0: off).
+    pub bound_eps: f64,
+    /// Round the stego to u8 levels (straight-through) before revealing.
+    pub train_quantize: bool,
+    /// Distortions between hiding and revealing; one is drawn per step.
+    pub distort: Vec<Distortion>,
+    /// Weight of the class-consistency loss (squared deviation of each perturbation from its class's mean
+    /// in the batch).
+    pub w_consistency: f64,
+    /// Weight of the perturbation's energy outside the low-low Haar band of `highfreq_levels` levels (fewer
+    /// when the image size does not divide by 2^levels).
+    pub w_highfreq: f64,
+    pub highfreq_levels: usize,
+    /// Weight of sum (eps - |delta|)^2 with eps = `bound_eps` (or 8/255 without a bound).
+    pub w_fill: f64,
+    /// Weight of sum (delta - eps (2 secret - 1))^2 (eps as for `w_fill`).
+    pub w_align: f64,
 }
 
 impl Default for TrainOptions {
@@ -79,6 +111,14 @@ impl Default for TrainOptions {
             seed: 0,
             ckpt_every: 100,
             spike_factor: 20.0,
+            bound_eps: 0.0,
+            train_quantize: false,
+            distort: Vec::new(),
+            w_consistency: 0.0,
+            w_highfreq: 0.0,
+            highfreq_levels: 2,
+            w_fill: 0.0,
+            w_align: 0.0,
         }
     }
 }
@@ -348,14 +388,37 @@ pub fn train(
         .to_device(device)?;
 
         let hidden = net.hide(&cover, &secret)?;
-        let (_, revealed) = net.reveal(&hidden.stego, &z)?;
-        let g = guide_loss(&hidden.stego, &cover)?;
+        let stego = if opts.bound_eps > 0.0 { shortcut::bound_stego(&hidden.stego, &cover, opts.bound_eps)? } else { hidden.stego.clone() };
+        let mut seen = stego.clone();
+        if opts.train_quantize {
+            seen = shortcut::quantize_st(&seen)?;
+        }
+        if let Some(d) = shortcut::pick(&opts.distort, &mut rng) {
+            seen = d.apply(&seen)?;
+        }
+        let (_, revealed) = net.reveal(&seen, &z)?;
+        let g = guide_loss(&stego, &cover)?;
         let r = reveal_loss(&revealed, &secret)?;
-        let l = low_frequency_loss(&hidden.stego, &cover)?;
+        let l = low_frequency_loss(&stego, &cover)?;
         let mut loss = g.mul_scalar(opts.w_guide)?.add(&r.mul_scalar(opts.w_reveal)?)?.add(&l.mul_scalar(opts.w_low)?)?;
+        let delta = stego.sub(&cover)?;
+        if opts.w_consistency > 0.0 {
+            loss = loss.add(&shortcut::class_consistency_loss(&delta, &labels)?.mul_scalar(opts.w_consistency)?)?;
+        }
+        // As many Haar levels as asked for and the image size allows (28x28: 2, 30x30: 1).
+        let hf_levels = (0..=opts.highfreq_levels).rev().find(|&l| h % (1 << l) == 0 && w % (1 << l) == 0).unwrap_or(0);
+        if opts.w_highfreq > 0.0 && hf_levels > 0 {
+            loss = loss.add(&shortcut::highfreq_loss(&delta, hf_levels)?.mul_scalar(opts.w_highfreq)?)?;
+        }
+        let budget = if opts.bound_eps > 0.0 { opts.bound_eps } else { 8.0 / 255.0 };
+        if opts.w_fill > 0.0 {
+            loss = loss.add(&shortcut::budget_fill_loss(&delta, budget)?.mul_scalar(opts.w_fill)?)?;
+        }
+        if opts.w_align > 0.0 {
+            loss = loss.add(&shortcut::semantic_align_loss(&delta, &secret, budget)?.mul_scalar(opts.w_align)?)?;
+        }
         let mut lfc_v = 0.0;
         if let (Some(emb), true) = (lfc, opts.w_lfc > 0.0) {
-            let delta = hidden.stego.sub(&cover)?;
             if let Some(lf) = lfc_loss(emb, &delta, &labels, opts.lfc_centred)? {
                 lfc_v = lf.item()?;
                 loss = loss.add(&lf.mul_scalar(opts.w_lfc)?)?;
@@ -364,7 +427,7 @@ pub fn train(
         let loss_v = loss.item()?;
         let spike = ema.is_some_and(|m| loss_v > opts.spike_factor * m);
         if !loss_v.is_finite() || spike {
-            drop((loss, hidden, revealed));
+            drop((loss, hidden, revealed, stego, seen, delta));
             let why = if spike { format!("loss spike {loss_v:.4e} (running mean {:.4e})", ema.unwrap_or(0.0)) } else { format!("loss is {loss_v}") };
             restore(net, &mut opt, &good)?;
             lr = good.lr * 0.5;
@@ -429,6 +492,9 @@ pub fn train(
         save_checkpoint(&o.checkpoint(), net, &opt, step, lr, &rng)?;
         let mut extra = BTreeMap::new();
         extra.insert("train.steps".into(), step.to_string());
+        if opts.bound_eps > 0.0 {
+            extra.insert(BOUND_EPS_KEY.into(), format!("{:e}", opts.bound_eps));
+        }
         weights::save(net, &o.weights(), SaveDType::F32, &extra)?;
         plot_log(&o.csv(), &o.plot())?;
     }

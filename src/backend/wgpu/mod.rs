@@ -82,6 +82,11 @@ pub struct WgpuBackend {
     batch: Mutex<Batch>,
     /// Timestamp-query profiling, when enabled and the adapter supports it.
     timing: Mutex<Option<timing::Timer>>,
+    /// Constant u32 tables (index tables of conv2d), built once per key.
+    tables: Mutex<HashMap<String, Arc<WgpuBuffer>>>,
+    /// Submit and wait after every dispatch (profiling without timestamp queries: host timers around an
+    /// op then measure its device time).
+    serialize: std::sync::atomic::AtomicBool,
     /// Errors raised outside any error scope (the device reports them asynchronously); the next call that
     /// checks returns the first one instead of letting wgpu's default handler panic.
     uncaptured: Arc<Mutex<Option<String>>>,
@@ -179,6 +184,8 @@ impl WgpuBackend {
             pool: Pool::new(pool::DEFAULT_IDLE_LIMIT),
             batch: Mutex::default(),
             timing: Mutex::new(None),
+            serialize: Default::default(),
+            tables: Mutex::default(),
             uncaptured,
         }))
     }
@@ -274,6 +281,13 @@ impl WgpuBackend {
         Ok(true)
     }
 
+    /// Submit and wait after every dispatch (see the field); for profiling on adapters without timestamp
+    /// queries. Slows everything down.
+    pub fn set_serialize(&self, on: bool) -> Result<()> {
+        self.serialize.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.synchronize()
+    }
+
     /// Number of compute pipelines built so far (each (shader, entry point) is built once).
     pub fn cached_pipelines(&self) -> usize {
         lock(&self.kernels).len()
@@ -366,6 +380,21 @@ impl WgpuBackend {
             })?;
         }
         Ok(out)
+    }
+
+    /// A constant table of u32 on the device, built by `make` the first time `key` is asked for and kept
+    /// for the life of the backend (index tables that depend only on a shape: a training run meets the
+    /// same few shapes every step). At most 512 tables are kept; beyond that the cache starts over.
+    pub fn cached_u32(&self, key: String, make: impl FnOnce() -> Vec<u32>) -> Result<Arc<WgpuBuffer>> {
+        if let Some(b) = lock(&self.tables).get(&key) {
+            return Ok(b.clone());
+        }
+        let buf = Arc::new(self.upload_u32(&make())?);
+        let mut t = lock(&self.tables);
+        if t.len() >= 512 {
+            t.clear();
+        }
+        Ok(t.entry(key).or_insert(buf).clone())
     }
 
     /// Copy u32 values (indices for gather kernels) to a new buffer; its `len` counts u32 elements, and
@@ -658,6 +687,11 @@ impl WgpuBackend {
         );
         b.dispatches += 1;
         b.last = what;
+        if self.serialize.load(std::sync::atomic::Ordering::Relaxed) && res.is_ok() {
+            self.submit_locked(&mut b)?;
+            drop(b);
+            return self.synchronize();
+        }
         if res.is_err() || b.dispatches >= BATCH_MAX {
             let sub = self.submit_locked(&mut b);
             res?;

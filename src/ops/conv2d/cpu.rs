@@ -250,59 +250,31 @@ pub(crate) unsafe fn conv2d_input_grad_into<T: Float>(
     unsafe { super::direct::conv2d_stride1_into(&[(dy, gt.cin)], mask, &wf, None, &gt, None, outs) };
 }
 
-/// The masked gradient `g * (y > 0 ? 1 : slope)` (or `g` itself when there is no activation) and, if
-/// asked, its sum over (N, H, W) per channel (the bias gradient), in one pass over the data.
-pub(crate) fn masked_grad_and_bias<T: Float>(
-    g: &[T],
-    y: &[T],
-    slope: Option<T>,
-    n: usize,
-    c: usize,
-    plane: usize,
-    want_bias: bool,
-) -> (Option<Vec<T>>, Option<Vec<T>>) {
-    let mut gp = slope.map(|_| vec![T::ZERO; g.len()]);
-    // Per sample: the masked values and that sample's channel sums; samples summed in order afterwards
-    // (deterministic whatever the thread count).
-    let sums: Vec<Vec<T>> = match gp.as_mut() {
-        Some(gp) => {
-            let a = slope.unwrap_or(T::ONE);
-            gp.par_chunks_mut(c * plane)
-                .enumerate()
-                .map(|(ni, out)| {
-                    let mut sums = vec![T::ZERO; if want_bias { c } else { 0 }];
-                    for ch in 0..c {
-                        let base = (ni * c + ch) * plane;
-                        let mut acc = T::ZERO;
-                        for ((o, &gv), &yv) in out[ch * plane..(ch + 1) * plane].iter_mut().zip(&g[base..base + plane]).zip(&y[base..base + plane]) {
-                            let v = if yv > T::ZERO { gv } else { gv * a };
-                            *o = v;
-                            acc += v;
-                        }
-                        if want_bias {
-                            sums[ch] = acc;
-                        }
+/// The bias gradient of a convolution followed by LeakyReLU (or nothing): per channel, the sum over
+/// (N, H, W) of `g * (y > 0 ? 1 : slope)` (or of `g`). Samples are summed in order afterwards, so the
+/// result does not depend on the thread count.
+pub(crate) fn masked_bias_grad<T: Float>(g: &[T], y: &[T], slope: Option<T>, n: usize, c: usize, plane: usize) -> Vec<T> {
+    let per_sample: Vec<Vec<T>> = (0..n)
+        .into_par_iter()
+        .map(|ni| {
+            (0..c)
+                .map(|ch| {
+                    let r = (ni * c + ch) * plane..(ni * c + ch + 1) * plane;
+                    match slope {
+                        None => g[r].iter().fold(T::ZERO, |s, &v| s + v),
+                        Some(a) => g[r.clone()].iter().zip(&y[r]).fold(T::ZERO, |s, (&v, &yv)| s + if yv > T::ZERO { v } else { v * a }),
                     }
-                    sums
                 })
                 .collect()
+        })
+        .collect();
+    let mut b = vec![T::ZERO; c];
+    for s in &per_sample {
+        for (b, &v) in b.iter_mut().zip(s) {
+            *b += v;
         }
-        None if want_bias => (0..n)
-            .into_par_iter()
-            .map(|ni| (0..c).map(|ch| g[(ni * c + ch) * plane..(ni * c + ch + 1) * plane].iter().fold(T::ZERO, |s, &v| s + v)).collect())
-            .collect(),
-        None => Vec::new(),
-    };
-    let bias = want_bias.then(|| {
-        let mut b = vec![T::ZERO; c];
-        for s in &sums {
-            for (b, &v) in b.iter_mut().zip(s) {
-                *b += v;
-            }
-        }
-        b
-    });
-    (gp, bias)
+    }
+    b
 }
 
 /// Gradient w.r.t. the input: dy (N, Cout, Ho, Wo), w (Cout, Cin, kh, kw) -> (N, Cin, H, W).
@@ -358,14 +330,4 @@ pub(crate) fn conv2d_weight_grad<T: Float>(x: &[T], dy: &[T], g: &Geom) -> Vec<T
         }
     }
     dw
-}
-
-/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU read from its output.
-pub(crate) fn leaky_relu_grad<T: Float>(g: &[T], y: &[T], slope: T) -> Vec<T> {
-    let f = |(&gv, &yv): (&T, &T)| if yv > T::ZERO { gv } else { gv * slope };
-    if g.len() >= crate::ops::unary::PAR_MIN {
-        g.par_iter().zip(y.par_iter()).with_min_len(4096).map(f).collect()
-    } else {
-        g.iter().zip(y).map(f).collect()
-    }
 }

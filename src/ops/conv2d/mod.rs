@@ -418,32 +418,6 @@ fn all_cpu(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| matches!(&*t.storage(), Storage::Cpu(_)))
 }
 
-/// `g * (y > 0 ? 1 : slope)`: the gradient through a LeakyReLU, from its output `y` (valid for slope >= 0,
-/// where y > 0 exactly when the input was). One pass on the CPU; `leaky_step` and `mul` elsewhere.
-fn leaky_relu_grad(g: &Tensor, y: &Tensor, slope: f64) -> Result<Tensor> {
-    struct LeakyGradBackward(f64);
-    impl Backward for LeakyGradBackward {
-        fn name(&self) -> &'static str {
-            "leaky_relu_grad"
-        }
-        fn backward(&self, inputs: &[Tensor], _: &Tensor, gg: &Tensor) -> Result<Vec<Option<Tensor>>> {
-            // Linear in g with the same mask; the mask has no gradient.
-            Ok(vec![Some(leaky_relu_grad(gg, &inputs[1], self.0)?), None])
-        }
-    }
-    if !all_cpu(&[g, y]) || g.shape() != y.shape() || g.dtype() != y.dtype() {
-        return g.mul(&y.unary(crate::ops::unary::UnaryOp::LeakyStep(slope))?);
-    }
-    let n = g.numel();
-    let _p = crate::profile::scope("leaky_relu_grad", n as f64, crate::profile::bytes_of(g, 3 * n));
-    let storage = {
-        let guards = [g.storage(), y.storage()];
-        let c = cpu_storages("leaky_relu_grad", &guards)?;
-        Storage::Cpu(by_dtype!(c[0].dtype(), |T| cpu::leaky_relu_grad::<T>(data(c[0]), data(c[1]), T::from_f64(slope))))
-    };
-    Ok(Tensor::from_op(storage, g.shape().to_vec(), &[g, y], LeakyGradBackward(slope)))
-}
-
 /// Backward of [`Tensor::conv2d_concat`]: inputs are the parts, the weight and (if any) the bias.
 struct ConvConcatBackward {
     cins: Vec<usize>,
@@ -459,7 +433,8 @@ impl Backward for ConvConcatBackward {
         let m = self.cins.len();
         let (xs, w) = (&inputs[..m], &inputs[m]);
         let gp = match self.slope {
-            Some(a) => leaky_relu_grad(g, out, a)?,
+            // The mask read from the output: for slope >= 0, out > 0 exactly where the input was.
+            Some(a) => crate::ops::unary::masked_grad(g, out, a)?,
             None => g.clone(),
         };
         let mut grads: Vec<Option<Tensor>> = vec![None; inputs.len()];
@@ -546,7 +521,7 @@ impl ConvConcatBackward {
         let mut gb: Option<Vec<T>> = None;
         if bias.is_some() && !w.tracks_grad() {
             let _p = crate::profile::scope("sum", g.numel() as f64, crate::profile::bytes_of(g, 2 * g.numel()));
-            gb = cpu::masked_grad_and_bias(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane, true).1;
+            gb = Some(cpu::masked_bias_grad(gd, yd, self.slope.map(T::from_f64), geom.n, geom.cout, plane));
         }
         let mut totals: Vec<Option<Tensor>> = vec![None; inputs.len()];
 
@@ -721,6 +696,31 @@ impl Tensor {
         }
         let named: Vec<(&str, &Tensor)> = all.iter().map(|t| ("operand", *t)).collect();
         same_dtype(OP, &named)?;
+        #[cfg(feature = "wgpu")]
+        if all.iter().all(|t| matches!(&*t.storage(), Storage::Wgpu(_))) {
+            // One kernel for conv + bias + LeakyReLU; the parts are joined first (the shader reads one
+            // input tensor). The backward rule is the fused op's own, which runs on wgpu through ops.
+            let name = if slope.is_some() { "conv2d_leaky_relu" } else { "conv2d" };
+            let _p = crate::profile::scope(
+                name,
+                2.0 * (g.n * g.cout * g.ho * g.wo * g.cin * g.kh * g.kw) as f64,
+                crate::profile::bytes_of(weight, g.n * g.in_sample() + weight.numel() + g.n * g.out_sample()),
+            );
+            let x = if inputs.len() == 1 { inputs[0].clone() } else { crate::autograd::no_grad(|| Tensor::concat(inputs, 1))? };
+            let mut operands = vec![&x, weight];
+            operands.extend(bias);
+            let storage = {
+                let guards: Vec<_> = operands.iter().map(|t| t.storage()).collect();
+                match wgpu_storages(OP, &guards)? {
+                    Some((be, b)) => {
+                        let out = wgpu::conv2d_wgpu(&be, b[0], b[1], b.get(2).copied(), &g, slope.map(|a| a as f32))?;
+                        crate::backend::wgpu::storage(&be, out)
+                    }
+                    None => return Err(Error::Unsupported { op: OP, device: x.device().name() }),
+                }
+            };
+            return Ok(Tensor::from_op(storage, vec![g.n, g.cout, g.ho, g.wo], &all, ConvConcatBackward { cins, stride, padding, slope }));
+        }
         #[cfg(feature = "cuda")]
         if all.iter().all(|t| t.device().is_cuda()) {
             // One implicit-GEMM kernel with bias and LeakyReLU in its epilogue. The parts are joined first

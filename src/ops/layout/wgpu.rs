@@ -77,6 +77,25 @@ pub fn strided_copy_into(
         return Ok(());
     }
     let (sh, ss, ds) = simplify(shape, src_strides, dst_strides);
+    // Contiguous runs on both sides (concat, narrow, a plain copy): the division-free row kernel.
+    let runs = match (sh.len(), ss.last(), ds.last()) {
+        (1, Some(1), Some(1)) => Some((1, sh[0], 0, 0)),
+        (2, Some(1), Some(1)) => Some((sh[0], sh[1], ss[0], ds[0])),
+        _ => None,
+    };
+    if let Some((rows, cols, s_row, d_row)) = runs {
+        let blocks = cols.div_ceil(256);
+        let params = Params {
+            n: u32_of(op, n)?,
+            rank: 2,
+            src_off: u32_of(op, src_off)?,
+            dst_off: u32_of(op, dst_off)?,
+            shape: pack(op, &[rows, cols, blocks])?,
+            src_strides: pack(op, &[s_row])?,
+            dst_strides: pack(op, &[d_row])?,
+        };
+        return be.dispatch("layout.wgsl", "copy_rows", &[src, dst], bytemuck::bytes_of(&params), (rows * blocks) as u64);
+    }
     if sh.len() > MAX_RANK {
         return Err(Error::shape(op, format!("a copy over shape {shape:?} needs {} axes; wgpu handles {MAX_RANK}", sh.len())));
     }

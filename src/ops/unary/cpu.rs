@@ -80,3 +80,13 @@ pub(crate) fn unary<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
         UnaryOp::Recip => map(x, |v| T::ONE / v),
     }
 }
+
+/// `g * (x > 0 ? 1 : slope)` in one pass.
+pub(crate) fn masked_grad<T: Float>(g: &[T], x: &[T], slope: T) -> Vec<T> {
+    let f = |(&gv, &xv): (&T, &T)| if xv > T::ZERO { gv } else { gv * slope };
+    if g.len() >= PAR_MIN {
+        g.par_iter().zip(x.par_iter()).with_min_len(4096).map(f).collect()
+    } else {
+        g.iter().zip(x).map(f).collect()
+    }
+}

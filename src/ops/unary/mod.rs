@@ -82,9 +82,9 @@ impl Backward for UnaryBackward {
             UnaryOp::Sqrt => g.div(out)?.mul_scalar(0.5)?,
             UnaryOp::Sigmoid => g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?)?,
             UnaryOp::Tanh => g.mul(&out.square()?.neg()?.add_scalar(1.0)?)?,
-            UnaryOp::Relu => g.mul(&x.unary(UnaryOp::Step)?)?,
+            UnaryOp::Relu => masked_grad(g, x, 0.0)?,
             UnaryOp::Abs => g.mul(&x.unary(UnaryOp::Sign)?)?,
-            UnaryOp::LeakyRelu(s) => g.mul(&x.unary(UnaryOp::LeakyStep(s))?)?,
+            UnaryOp::LeakyRelu(s) => masked_grad(g, x, s)?,
             UnaryOp::Powf(p) => g.mul(&x.powf(p - 1.0)?.mul_scalar(p)?)?,
             UnaryOp::AddScalar(_) => g.clone(),
             UnaryOp::MulScalar(s) => g.mul_scalar(s)?,
@@ -97,6 +97,28 @@ impl Backward for UnaryBackward {
         };
         Ok(vec![Some(gx)])
     }
+}
+
+/// `g * (x > 0 ? 1 : slope)`, the gradient through relu (slope 0) and leaky_relu: one pass on the CPU,
+/// `leaky_step` and `mul` on other devices. No gradient of its own: backward runs with recording off.
+pub(crate) fn masked_grad(g: &Tensor, x: &Tensor, slope: f64) -> Result<Tensor> {
+    let cpu = |t: &Tensor| matches!(&*t.storage(), Storage::Cpu(_));
+    if !(cpu(g) && cpu(x)) || g.shape() != x.shape() || g.dtype() != x.dtype() {
+        return g.mul(&x.unary(UnaryOp::LeakyStep(slope))?);
+    }
+    let n = g.numel();
+    let _p = crate::profile::scope("masked_grad", n as f64, crate::profile::bytes_of(g, 3 * n));
+    let storage = {
+        let (sg, sx) = (g.storage(), x.storage());
+        match (&*sg, &*sx) {
+            (Storage::Cpu(a), Storage::Cpu(b)) => Storage::Cpu(
+                crate::cpu_map2!(a, b, |gv, xv| cpu::masked_grad(gv, xv, crate::dtype::Float::from_f64(slope)))
+                    .expect("dtypes checked above"),
+            ),
+            _ => unreachable!("checked to be CPU tensors"),
+        }
+    };
+    Ok(Tensor::from_storage(storage, g.shape().to_vec()))
 }
 
 impl Tensor {
