@@ -387,7 +387,7 @@ impl Tensor {
 fn parts_geom(
     op: &'static str,
     inputs: &[&Tensor],
-    weight: &Tensor,
+    weight_shape: &[usize],
     stride: (usize, usize),
     padding: (usize, usize),
 ) -> Result<(Geom, Vec<usize>)> {
@@ -402,8 +402,10 @@ fn parts_geom(
         }
         cins.push(c);
     }
-    let ws = fmt_shape(weight.shape());
-    let (cout, wcin, kh, kw) = rank4(op, "weight", "OIHW", weight)?;
+    let ws = fmt_shape(weight_shape);
+    let &[cout, wcin, kh, kw] = weight_shape else {
+        return Err(Error::shape(op, format!("weight must be a rank-4 OIHW tensor, got shape {ws}")));
+    };
     check_stride(op, stride)?;
     let cin: usize = cins.iter().sum();
     if cin != wcin {
@@ -683,7 +685,7 @@ impl Tensor {
         {
             return Err(Error::msg(format!("{OP}: the LeakyReLU slope must be >= 0, got {a}")));
         }
-        let (g, cins) = parts_geom(OP, inputs, weight, stride, padding)?;
+        let (g, cins) = parts_geom(OP, inputs, weight.shape(), stride, padding)?;
         if let Some(b) = bias
             && b.shape() != [g.cout]
         {
@@ -773,7 +775,6 @@ impl Tensor {
         padding: (usize, usize),
     ) -> Result<Tensor> {
         const OP: &str = "conv2d_weight_grad_concat";
-        let first = inputs.first().ok_or_else(|| Error::shape(OP, "needs at least one input"))?;
         let all_cpu_now = {
             let mut v: Vec<&Tensor> = inputs.to_vec();
             v.push(grad_out);
@@ -781,9 +782,8 @@ impl Tensor {
         };
         let (_, cout, _, _) = rank4(OP, "grad_out", "NCHW", grad_out)?;
         let cin_total: usize = inputs.iter().map(|t| t.shape().get(1).copied().unwrap_or(0)).sum();
-        // Geometry through the forward's checks, with a stand-in weight shape.
-        let wshape = Tensor::zeros(&[cout, cin_total, kernel_hw.0, kernel_hw.1], first.dtype());
-        let (g, cins) = parts_geom(OP, inputs, &wshape, stride, padding)?;
+        // Geometry through the forward's checks, with the weight shape this gradient will have.
+        let (g, cins) = parts_geom(OP, inputs, &[cout, cin_total, kernel_hw.0, kernel_hw.1], stride, padding)?;
         if grad_out.shape() != [g.n, g.cout, g.ho, g.wo] {
             return Err(Error::shape(
                 OP,
