@@ -155,7 +155,7 @@ fn default_training_is_bounded_and_hide_applies_the_bound() {
     let b: f64 = meta(&w).get("deephide.bound_eps").expect("bound missing from the metadata").parse().unwrap();
     assert!((b - 8.0 / 255.0).abs() < 1e-9, "{b}");
     let plain = d.join("plain");
-    let o = bin(&["train", "--data", &spec, "--out", plain.to_str().unwrap(), "--steps", "2", "--blocks", "1", "--growth", "4", "--batch", "8", "--bound-eps", "0", "--train-quantize", "false", "--w-align", "0", "--w-guide", "10"]);
+    let o = bin(&["train", "--data", &spec, "--out", plain.to_str().unwrap(), "--steps", "2", "--blocks", "1", "--growth", "4", "--batch", "8", "--bound-eps", "0", "--train-quantize", "false", "--w-align", "0", "--w-fill", "0", "--w-guide", "10"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!meta(&plain.join("hiding.safetensors")).contains_key("deephide.bound_eps"));
     // hide without a clip (--eps 0) still publishes within 8/255, because the bound applies.

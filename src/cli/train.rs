@@ -9,12 +9,12 @@ use deephide::hiding::{self, HidingConfig, InvertibleHiding, SecretPool, TrainOp
 use deephide::semantic::SemanticSource;
 use deephide::{Device, Error, Rng};
 
-/// The defaults are the best setting of experiments/protection.md (issue 9, row align-a): one fixed
-/// secret per class, bounded output at 8/255, u8 rounding before revealing, no concealing loss, and the
-/// perturbation aligned with the class's semantic image (`--w-align 300`), the only setting whose
-/// protection survived JPEG-10. The strongest setting without countermeasures (row shortcut-c) is
+/// The defaults are the best setting of experiments/protection.md (issue 9, row align-fill): one fixed
+/// secret per class, bounded output at 8/255, u8 rounding before revealing, no concealing loss, the
+/// perturbation aligned with the class's semantic image (`--w-align 300`) and pushed to the budget
+/// (`--w-fill 300`); alignment is what made the protection survive JPEG-10. The strongest setting without countermeasures (row shortcut-c) is
 /// `--w-align 0 --w-guide 1 --distort quant,jpeg10,bit2 --w-consistency 100 --w-highfreq 100 --w-fill 100`.
-/// The paper's plain method is `--bound-eps 0 --train-quantize false --w-align 0 --w-guide 10`
+/// The paper's plain method is `--bound-eps 0 --train-quantize false --w-align 0 --w-fill 0 --w-guide 10`
 /// (library: `TrainOptions::default()`).
 #[derive(Args)]
 pub struct TrainArgs {
@@ -108,7 +108,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     highfreq_levels: usize,
     /// Weight of the budget-filling loss sum (eps - |delta|)^2 (eps: --bound-eps, or 8/255 without it).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 300.0)]
     w_fill: f64,
     /// Weight of the semantic-alignment loss sum (delta - eps (2 secret - 1))^2: the perturbation should be
     /// the class's semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it).
