@@ -52,6 +52,41 @@ pub mod x86 {
     pub const AVX512: Shifted<f32> = Shifted { mr: 12, nr: 32, f: avx512_12x32 };
     pub const AVX512_8: Shifted<f32> = Shifted { mr: 8, nr: 32, f: avx512_8x32 };
     pub const AVX2: Shifted<f32> = Shifted { mr: 6, nr: 16, f: avx2_6x16 };
+    pub const AVX512_4: Shifted<f32> = Shifted { mr: 4, nr: 64, f: avx512_4x64 };
+
+    unsafe fn avx512_4x64(kc: usize, a: *const f32, offs: *const usize, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+        unsafe { avx512_4_impl(kc, a, offs, b, c, ldc, acc) }
+    }
+
+    /// 4 x 64: for at most 4 output channels (the last conv of a one-channel dense subnet, 132 -> 4), which
+    /// would leave half of an 8-row tile as padding; 16 accumulators, 4 image loads and 4 broadcasts per tap.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_4_impl(kc: usize, a: *const f32, offs: *const usize, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool) {
+        const MR: usize = 4;
+        let mut r = [[_mm512_setzero_ps(); 4]; MR];
+        unsafe {
+            for p in 0..kc {
+                let bp = b.add(*offs.add(p));
+                let bv = [_mm512_loadu_ps(bp), _mm512_loadu_ps(bp.add(16)), _mm512_loadu_ps(bp.add(32)), _mm512_loadu_ps(bp.add(48))];
+                let ap = a.add(p * MR);
+                for i in 0..MR {
+                    let av = _mm512_set1_ps(*ap.add(i));
+                    for j in 0..4 {
+                        r[i][j] = _mm512_fmadd_ps(av, bv[j], r[i][j]);
+                    }
+                }
+            }
+            for i in 0..MR {
+                let cp = c.add(i * ldc);
+                for j in 0..4 {
+                    if accumulate {
+                        r[i][j] = _mm512_add_ps(r[i][j], _mm512_loadu_ps(cp.add(16 * j)));
+                    }
+                    _mm512_storeu_ps(cp.add(16 * j), r[i][j]);
+                }
+            }
+        }
+    }
 
     unsafe fn avx512_8x32(kc: usize, a: *const f32, offs: *const usize, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
         unsafe { avx512_8_impl(kc, a, offs, b, c, ldc, acc) }
@@ -157,7 +192,13 @@ pub fn select<T: Float>(level: crate::cpu::SimdLevel, m: usize) -> Shifted<T> {
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
         let k: Option<Shifted<f32>> = match level {
-            crate::cpu::SimdLevel::Avx512 => Some(if m.div_ceil(8) * 8 < m.div_ceil(12) * 12 { x86::AVX512_8 } else { x86::AVX512 }),
+            crate::cpu::SimdLevel::Avx512 => Some(if m <= 4 {
+                x86::AVX512_4
+            } else if m.div_ceil(8) * 8 < m.div_ceil(12) * 12 {
+                x86::AVX512_8
+            } else {
+                x86::AVX512
+            }),
             crate::cpu::SimdLevel::Avx2 => Some(x86::AVX2),
             crate::cpu::SimdLevel::Portable => None,
         };
