@@ -420,6 +420,18 @@ fn all_cpu(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| matches!(&*t.storage(), Storage::Cpu(_)))
 }
 
+/// The gradient of a concatenation (`gx`, channels in part order) handed out to the parts that track
+/// gradients: `grads[i]` for part `i`.
+fn split_into_parts(gx: Tensor, parts: &[Tensor], cins: &[usize], grads: &mut [Option<Tensor>]) -> Result<()> {
+    let pieces = if parts.len() == 1 { vec![gx] } else { gx.split(1, cins)? };
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if parts[i].tracks_grad() {
+            grads[i] = Some(piece);
+        }
+    }
+    Ok(())
+}
+
 /// Backward of [`Tensor::conv2d_concat`]: inputs are the parts, the weight and (if any) the bias.
 struct ConvConcatBackward {
     cins: Vec<usize>,
@@ -443,12 +455,7 @@ impl Backward for ConvConcatBackward {
         if xs.iter().any(|x| x.tracks_grad()) {
             let (_, _, h, wd) = xs[0].dims4("conv2d_concat_backward")?;
             let gx = Tensor::conv2d_input_grad(&gp, w, (h, wd), self.stride, self.padding)?;
-            let pieces = if m == 1 { vec![gx] } else { gx.split(1, &self.cins)? };
-            for (i, piece) in pieces.into_iter().enumerate() {
-                if xs[i].tracks_grad() {
-                    grads[i] = Some(piece);
-                }
-            }
+            split_into_parts(gx, xs, &self.cins, &mut grads)?;
         }
         if w.tracks_grad() {
             let (_, _, kh, kw) = w.dims4("conv2d_concat_backward")?;
@@ -543,11 +550,7 @@ impl ConvConcatBackward {
                     Some(a) if xs[i].tracks_grad() && is_unique(&a) && a.dtype() == T::DTYPE && a.numel() == len && all_cpu(&[&a]) => {
                         in_place[i] = Some(a);
                     }
-                    Some(a) => {
-                        fresh[i] = Some(a.to_vec::<T>()?);
-                        in_place[i] = None;
-                        acc[i] = None;
-                    }
+                    Some(a) => fresh[i] = Some(a.to_vec::<T>()?),
                     None => fresh[i] = Some(vec![T::ZERO; len]),
                 }
             }
@@ -637,12 +640,7 @@ impl Backward for WeightGradConcatBackward {
         if xs.iter().any(|x| x.tracks_grad()) {
             let (_, _, h, w) = xs[0].dims4("conv2d_weight_grad_concat_backward")?;
             let gx = Tensor::conv2d_input_grad(dy, g, (h, w), self.stride, self.padding)?;
-            let pieces = if m == 1 { vec![gx] } else { gx.split(1, &self.cins)? };
-            for (i, piece) in pieces.into_iter().enumerate() {
-                if xs[i].tracks_grad() {
-                    grads[i] = Some(piece);
-                }
-            }
+            split_into_parts(gx, xs, &self.cins, &mut grads)?;
         }
         if dy.tracks_grad() {
             let parts: Vec<&Tensor> = xs.iter().collect();
