@@ -336,6 +336,7 @@ type PoolCfg = ([usize; 4], (usize, usize), (usize, usize), (usize, usize));
 const POOLS: &[PoolCfg] = &[
     ([2, 3, 7, 6], (3, 3), (2, 2), (1, 1)),
     ([1, 2, 8, 8], (2, 2), (2, 2), (0, 0)),
+    ([2, 3, 7, 9], (2, 2), (2, 2), (0, 0)),
     ([2, 1, 5, 7], (3, 2), (1, 2), (1, 0)),
     ([1, 2, 6, 5], (2, 3), (1, 1), (0, 1)),
     ([3, 2, 5, 5], (5, 5), (1, 1), (2, 2)),
@@ -406,6 +407,13 @@ fn pooling_by_hand() {
     let x = f64s(vec![5.0, 5.0, 5.0, 5.0], &[1, 1, 2, 2]).requires_grad_(true);
     x.max_pool2d((2, 2), (2, 2), (0, 0)).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(vals(&x.grad().unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
+
+    // A NaN in a window is its maximum (it propagates), on the 2x2 stride-2 fast path and the general one.
+    let x = f64s(vec![1.0, f64::NAN, 7.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[1, 1, 2, 4]);
+    let y = vals(&x.max_pool2d((2, 2), (2, 2), (0, 0)).unwrap());
+    assert!(y[0].is_nan() && y[1] == 7.0, "{y:?}");
+    let y = vals(&x.max_pool2d((2, 2), (1, 2), (0, 0)).unwrap());
+    assert!(y[0].is_nan() && y[1] == 7.0, "{y:?}");
 
     // Overlapping windows sharing a maximum add up their gradients.
     let x = f64s(vec![0.0, 9.0, 0.0, 0.0, 0.0, 0.0], &[1, 1, 2, 3]).requires_grad_(true);

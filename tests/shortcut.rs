@@ -4,7 +4,7 @@
 
 use deephide::countermeasures::jpeg;
 use deephide::data::Dataset;
-use deephide::hiding::shortcut::{self, budget_fill_loss, class_consistency_loss, highfreq_loss, semantic_align_loss, Distortion};
+use deephide::hiding::shortcut::{self, budget_fill_loss, class_consistency_loss, highfreq_loss, semantic_align_loss, AlignTarget, Distortion};
 use deephide::hiding::{protect_dataset, train, HidingConfig, InvertibleHiding, SecretPool, TrainOptions};
 use deephide::semantic::SemanticSource;
 use deephide::{Device, Rng, Tensor};
@@ -107,10 +107,23 @@ fn shortcut_losses_measure_what_they_say() {
     // binary secret.
     let secret = t((0..16).map(|i| (i % 2) as f32).collect(), &[1, 1, 4, 4]);
     let aligned = t((0..16).map(|i| if i % 2 == 1 { 0.03 } else { -0.03 }).collect(), &[1, 1, 4, 4]);
-    assert!(semantic_align_loss(&aligned, &secret, eps).unwrap().item().unwrap() < 1e-9);
+    assert!(semantic_align_loss(&aligned, &secret, eps, AlignTarget::Linear).unwrap().item().unwrap() < 1e-9);
     let zero = t(vec![0.0; 16], &[1, 1, 4, 4]);
-    assert!((semantic_align_loss(&zero, &secret, eps).unwrap().item().unwrap() - 16.0 * 0.0009).abs() < 1e-6);
-    assert!(semantic_align_loss(&zero, &t(vec![0.0; 4], &[1, 1, 2, 2]), eps).is_err());
+    assert!((semantic_align_loss(&zero, &secret, eps, AlignTarget::Linear).unwrap().item().unwrap() - 16.0 * 0.0009).abs() < 1e-6);
+    assert!(semantic_align_loss(&zero, &t(vec![0.0; 4], &[1, 1, 2, 2]), eps, AlignTarget::Linear).is_err());
+    // Sign target: each image against its own mean, at the full budget. Image 0 (mean 0.45): 0.4 -> -eps,
+    // 0.5 -> +eps; image 1 (mean 0.725): 0.9, 0.8 -> +eps, 0.6 -> -eps. The linear target of 0.5 would be 0.
+    let grey = t(vec![0.4, 0.5, 0.4, 0.5, 0.9, 0.6, 0.6, 0.8], &[2, 1, 2, 2]);
+    let want = [-eps, eps, -eps, eps, eps, -eps, -eps, eps];
+    let got = shortcut::semantic_align_target(&grey, eps, AlignTarget::Sign).unwrap().to_vec_f32().unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-7, "{got:?}");
+    }
+    let on_target = t(want.iter().map(|&v| v as f32).collect(), &[2, 1, 2, 2]);
+    assert!(semantic_align_loss(&on_target, &grey, eps, AlignTarget::Sign).unwrap().item().unwrap() < 1e-9);
+    assert!(semantic_align_loss(&on_target, &grey, eps, AlignTarget::Linear).unwrap().item().unwrap() > 1e-4);
+    assert_eq!(AlignTarget::parse("sign").unwrap(), AlignTarget::Sign);
+    assert!(AlignTarget::parse("square").unwrap_err().to_string().contains("linear or sign"));
 }
 
 fn synthetic(n: usize, classes: usize, s: usize, seed: u64) -> Dataset {

@@ -114,6 +114,27 @@ pub struct TrainArgs {
     /// the class's semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it).
     #[arg(long, default_value_t = 300.0)]
     w_align: f64,
+    /// Alignment target: linear (eps (2 secret - 1)) or sign (eps sign(secret - mean secret): the shape at
+    /// the full budget).
+    #[arg(long, default_value = "linear")]
+    align_target: String,
+    /// Weight of the error-minimising loss: mean cross-entropy of a jointly trained surrogate small CNN on
+    /// the published (quantised, distorted) stego images; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    w_em: f64,
+    /// Width of the surrogate small CNN.
+    #[arg(long, default_value_t = 16)]
+    em_width: usize,
+    /// SGD learning rate of the surrogate.
+    #[arg(long, default_value_t = 0.01)]
+    em_lr: f64,
+    /// Re-initialise the surrogate every N steps (0: never).
+    #[arg(long, default_value_t = 0)]
+    em_reset_every: usize,
+    /// Weight of the adversarial-poisoning loss: cross-entropy of the frozen classifier --features on the
+    /// published stego towards class (y + 1) mod K; 0: off.
+    #[arg(long, default_value_t = 0.0)]
+    w_adv: f64,
 }
 
 pub fn parse_z(s: &str) -> deephide::Result<ZMode> {
@@ -166,11 +187,18 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
         highfreq_levels: a.highfreq_levels,
         w_fill: a.w_fill,
         w_align: a.w_align,
+        w_em: a.w_em,
+        w_adv: a.w_adv,
+        em_width: a.em_width,
+        em_lr: a.em_lr,
+        em_reset_every: a.em_reset_every,
+        align_target: deephide::hiding::shortcut::AlignTarget::parse(&a.align_target).map_err(|e| Error::msg(format!("--align-target: {e}")))?,
         ..TrainOptions::default()
     };
     let features = match (&a.features, a.w_lfc > 0.0) {
         (Some(p), _) => Some(crate::cli::load_feature_extractor(p, &device)?),
         (None, true) => return Err(Error::msg("--w-lfc needs --features W (a feature extractor from `deephide train-features`)")),
+        (None, false) if a.w_adv > 0.0 => return Err(Error::msg("--w-adv needs --features W (a classifier from `deephide train-features`)")),
         (None, false) => None,
     };
     let out = TrainOutput { dir: a.out.clone() };

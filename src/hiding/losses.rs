@@ -25,6 +25,10 @@ pub fn low_frequency_loss(stego: &Tensor, cover: &Tensor) -> Result<Tensor> {
 /// A frozen feature extractor G: images (N, C, H, W) -> embeddings (N, D).
 pub trait Embedder: Send + Sync {
     fn embed(&self, x: &Tensor) -> Result<Tensor>;
+    /// Class logits (N, K), for extractors that are whole classifiers (the adversarial-poisoning loss).
+    fn classify(&self, _x: &Tensor) -> Result<Tensor> {
+        Err(Error::msg("this feature extractor has no classifier head"))
+    }
 }
 
 /// Latent Feature Concentration: mean over same-class pairs (i != j) of 1 - cos(G(delta_i), G(delta_j)).

@@ -11,8 +11,9 @@
 //! - `highfreq_loss`: energy of the perturbation outside the low-low Haar band after `levels` levels
 //!   (JPEG and blur keep the low band).
 //! - `budget_fill_loss`: sum (eps - |delta|)^2, which pushes every pixel's perturbation to the budget.
-//! - `semantic_align_loss`: sum (delta - eps (2 secret - 1))^2: the perturbation should be the class's
-//!   semantic image itself, mapped to [-eps, eps] (class-consistent, budget-filling and low-frequency at once).
+//! - `semantic_align_loss`: sum (delta - target)^2: the perturbation should be the class's semantic image
+//!   itself, mapped to [-eps, eps] linearly (`eps (2 secret - 1)`) or by sign (`eps sign(secret - mean)`,
+//!   the full budget everywhere): class-consistent, separating the classes and low-frequency at once.
 
 use crate::countermeasures::jpeg::tables::{scaled_table, LUMA_QUANT};
 use crate::rng::Rng;
@@ -226,11 +227,54 @@ pub fn budget_fill_loss(delta: &Tensor, eps: f64) -> Result<Tensor> {
     delta.abs()?.neg()?.add_scalar(eps)?.square()?.sum_all()
 }
 
-/// Sum (delta - eps * (2 secret - 1))^2.
-pub fn semantic_align_loss(delta: &Tensor, secret: &Tensor, eps: f64) -> Result<Tensor> {
+/// What the perturbation is aligned with (`--align-target`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlignTarget {
+    /// `eps (2 s - 1)`: the semantic image mapped linearly to [-eps, eps] (mid-grey maps to 0, so most
+    /// pixels of a shape on a grey background ask for little of the budget).
+    Linear,
+    /// `eps sign(s - mean(s))`, the mean over each image: the same shape at full budget everywhere.
+    Sign,
+}
+
+impl AlignTarget {
+    pub fn parse(s: &str) -> Result<AlignTarget> {
+        match s {
+            "linear" => Ok(AlignTarget::Linear),
+            "sign" => Ok(AlignTarget::Sign),
+            other => Err(Error::msg(format!("unknown align target `{other}`: expected linear or sign"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            AlignTarget::Linear => "linear",
+            AlignTarget::Sign => "sign",
+        }
+    }
+}
+
+/// The alignment target of each secret (N, C, H, W), a constant (no gradient flows to the secrets).
+pub fn semantic_align_target(secret: &Tensor, eps: f64, kind: AlignTarget) -> Result<Tensor> {
+    match kind {
+        AlignTarget::Linear => secret.detach().mul_scalar(2.0 * eps)?.add_scalar(-eps),
+        AlignTarget::Sign => {
+            let (n, c, h, w) = secret.dims4("semantic_align_target")?;
+            let per = c * h * w;
+            let v = secret.to_vec_f32()?;
+            let mut t = Vec::with_capacity(v.len());
+            for img in v.chunks(per.max(1)).take(n) {
+                let mean = img.iter().map(|&a| a as f64).sum::<f64>() / per as f64;
+                t.extend(img.iter().map(|&a| if (a as f64) < mean { -eps as f32 } else { eps as f32 }));
+            }
+            Tensor::from_vec(t, secret.shape())?.to_dtype(secret.dtype())?.to_device(&secret.device())
+        }
+    }
+}
+
+/// Sum (delta - target)^2 with the target of [`semantic_align_target`] (`Linear`: eps (2 secret - 1)).
+pub fn semantic_align_loss(delta: &Tensor, secret: &Tensor, eps: f64, kind: AlignTarget) -> Result<Tensor> {
     if delta.shape() != secret.shape() {
         return Err(Error::shape("semantic_align_loss", format!("perturbations {} vs secrets {}", crate::shape::fmt_shape(delta.shape()), crate::shape::fmt_shape(secret.shape()))));
     }
-    let target = secret.mul_scalar(2.0 * eps)?.add_scalar(-eps)?;
-    delta.sub(&target)?.square()?.sum_all()
+    delta.sub(&semantic_align_target(secret, eps, kind)?)?.square()?.sum_all()
 }

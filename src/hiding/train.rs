@@ -87,8 +87,24 @@ pub struct TrainOptions {
     pub highfreq_levels: usize,
     /// Weight of sum (eps - |delta|)^2 with eps = `bound_eps` (or 8/255 without a bound).
     pub w_fill: f64,
-    /// Weight of sum (delta - eps (2 secret - 1))^2 (eps as for `w_fill`).
+    /// Weight of sum (delta - target)^2 (eps as for `w_fill`), target per `align_target`.
     pub w_align: f64,
+    pub align_target: shortcut::AlignTarget,
+    /// Weight of the error-minimising loss: mean cross-entropy of a surrogate small CNN on what is revealed
+    /// from (the published, distorted stego). The surrogate trains jointly on the same loss (min-min, as
+    /// error-minimising noise), so the perturbation becomes features a classifier picks up at once.
+    pub w_em: f64,
+    /// Width of the surrogate small CNN (16 -> 16/32/64 channels).
+    pub em_width: usize,
+    /// SGD learning rate of the surrogate (momentum 0.9).
+    pub em_lr: f64,
+    /// Re-initialise the surrogate every this many steps (0: never), so the perturbation has to be
+    /// learnable from scratch, as for a victim, not only by a surrogate that has seen it for long.
+    pub em_reset_every: usize,
+    /// Weight of the adversarial-poisoning loss: mean cross-entropy of the frozen classifier given as the
+    /// feature extractor (`--features`) on the published stego towards class (y + 1) mod K, so each image
+    /// carries the (non-robust) features of the next class and a victim learns them as the wrong label.
+    pub w_adv: f64,
 }
 
 impl Default for TrainOptions {
@@ -119,6 +135,12 @@ impl Default for TrainOptions {
             highfreq_levels: 2,
             w_fill: 0.0,
             w_align: 0.0,
+            align_target: shortcut::AlignTarget::Linear,
+            w_em: 0.0,
+            em_width: 16,
+            em_lr: 0.01,
+            em_reset_every: 0,
+            w_adv: 0.0,
         }
     }
 }
@@ -137,14 +159,17 @@ pub struct StepLog {
     pub grad_norm: f64,
     pub lr: f64,
     pub ms: f64,
+    /// Error-minimising surrogate: its mean cross-entropy and batch accuracy on the published stego (0 when off).
+    pub em_ce: f64,
+    pub em_acc: f64,
 }
 
 impl StepLog {
-    pub const CSV_HEADER: &'static str = "step,loss,guide,reveal,low,lfc,cover_psnr,secret_psnr,grad_norm,lr,ms";
+    pub const CSV_HEADER: &'static str = "step,loss,guide,reveal,low,lfc,cover_psnr,secret_psnr,grad_norm,lr,ms,em_ce,em_acc";
     pub fn csv(&self) -> String {
         format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.4},{:.3e},{:.1}",
-            self.step, self.loss, self.guide, self.reveal, self.low, self.lfc, self.cover_psnr, self.secret_psnr, self.grad_norm, self.lr, self.ms
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.4},{:.3e},{:.1},{:.4},{:.3}",
+            self.step, self.loss, self.guide, self.reveal, self.low, self.lfc, self.cover_psnr, self.secret_psnr, self.grad_norm, self.lr, self.ms, self.em_ce, self.em_acc
         )
     }
 }
@@ -186,6 +211,26 @@ impl SecretPool {
 fn psnr_from_sum(sum_sq: f64, n: usize) -> f64 {
     let mse = sum_sq / n.max(1) as f64;
     if mse <= 0.0 { f64::INFINITY } else { 10.0 * (1.0 / mse).log10() }
+}
+
+/// The error-minimising surrogate (`w_em`): a small CNN trained jointly with the hiding network.
+struct Surrogate {
+    model: Box<dyn crate::models::Classifier>,
+    opt: crate::optim::Sgd,
+    /// Step at which it was (re-)initialised.
+    born: usize,
+}
+
+impl Surrogate {
+    fn new(data: &Dataset, opts: &TrainOptions, device: &Device, step: usize) -> Result<Surrogate> {
+        let cfg = crate::models::ModelConfig::new(crate::models::Arch::SmallCnn, data.channels, (data.height, data.width), data.classes)
+            .with_width(opts.em_width.max(1));
+        let mut rng = Rng::new(opts.seed ^ 0x7375_7272 ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let model = crate::models::build(&cfg, &mut rng)?;
+        model.to_device(device)?;
+        let opt = crate::optim::Sgd::new(model.parameters(), opts.em_lr).momentum(0.9).weight_decay(5e-4);
+        Ok(Surrogate { model, opt, born: step })
+    }
 }
 
 /// Everything needed to continue training exactly.
@@ -334,8 +379,29 @@ pub fn train(
     if data.is_empty() || opts.batch == 0 {
         return Err(Error::msg("training needs a non-empty data set and a batch size of at least 1"));
     }
+    let weights = [
+        ("guide", opts.w_guide),
+        ("reveal", opts.w_reveal),
+        ("low", opts.w_low),
+        ("lfc", opts.w_lfc),
+        ("consistency", opts.w_consistency),
+        ("highfreq", opts.w_highfreq),
+        ("fill", opts.w_fill),
+        ("align", opts.w_align),
+        ("em", opts.w_em),
+        ("adv", opts.w_adv),
+    ];
+    for (name, w) in weights {
+        if !(w >= 0.0 && w.is_finite()) {
+            return Err(Error::msg(format!("loss weight --w-{name} must be a finite number >= 0, got {w}")));
+        }
+    }
+    if opts.w_em > 0.0 && !(opts.em_lr > 0.0 && opts.em_lr.is_finite()) {
+        return Err(Error::msg(format!("--em-lr must be positive, got {}", opts.em_lr)));
+    }
     let mut opt = Adam::new(net.parameters(), opts.lr).betas(0.5, 0.999).eps(1e-6).weight_decay(opts.weight_decay);
     let mut rng = Rng::new(opts.seed);
+    let mut surrogate = if opts.w_em > 0.0 { Some(Surrogate::new(data, opts, device, 0)?) } else { None };
     let mut step = 0;
     let mut lr = opts.lr;
     if let Some(path) = resume {
@@ -415,7 +481,32 @@ pub fn train(
             loss = loss.add(&shortcut::budget_fill_loss(&delta, budget)?.mul_scalar(opts.w_fill)?)?;
         }
         if opts.w_align > 0.0 {
-            loss = loss.add(&shortcut::semantic_align_loss(&delta, &secret, budget)?.mul_scalar(opts.w_align)?)?;
+            loss = loss.add(&shortcut::semantic_align_loss(&delta, &secret, budget, opts.align_target)?.mul_scalar(opts.w_align)?)?;
+        }
+        let (mut em_ce, mut em_acc) = (0.0, 0.0);
+        if let Some(sur) = surrogate.as_mut() {
+            if opts.em_reset_every > 0 && step > 0 && step % opts.em_reset_every == 0 && sur.born != step {
+                *sur = Surrogate::new(data, opts, device, step)?;
+            }
+            sur.model.set_training(true);
+            let logits = sur.model.forward(&seen)?;
+            let ce = crate::nn::functional::cross_entropy(&logits, &labels, 0.0)?;
+            em_ce = ce.item()?;
+            let lv = logits.to_vec_f64()?;
+            let k = data.classes;
+            let hits = labels.iter().enumerate().filter(|&(i, &y)| {
+                let row = &lv[i * k..(i + 1) * k];
+                (0..k).all(|j| row[j] <= row[y])
+            });
+            em_acc = hits.count() as f64 / labels.len() as f64;
+            loss = loss.add(&ce.mul_scalar(opts.w_em)?)?;
+        }
+        if opts.w_adv > 0.0 {
+            let g = lfc.ok_or_else(|| Error::msg("the adversarial-poisoning loss needs a frozen classifier (--features)"))?;
+            let k = data.classes;
+            let next: Vec<usize> = labels.iter().map(|&y| (y + 1) % k).collect();
+            let ce = crate::nn::functional::cross_entropy(&g.classify(&seen)?, &next, 0.0)?;
+            loss = loss.add(&ce.mul_scalar(opts.w_adv)?)?;
         }
         let mut lfc_v = 0.0;
         if let (Some(emb), true) = (lfc, opts.w_lfc > 0.0) {
@@ -444,9 +535,21 @@ pub fn train(
             continue;
         }
         opt.zero_grad();
+        if let Some(sur) = surrogate.as_mut() {
+            sur.opt.zero_grad();
+        }
         loss.backward()?;
         let grad_norm = if opts.clip > 0.0 { clip_grad_norm(&net.parameters(), opts.clip)? } else { 0.0 };
         opt.step()?;
+        if let Some(sur) = surrogate.as_mut() {
+            // The surrogate's gradient is w_em times that of its own mean cross-entropy: undo the weight.
+            for p in sur.model.parameters() {
+                if let Some(g) = p.grad() {
+                    p.set_grad(Some(g.mul_scalar(1.0 / opts.w_em)?));
+                }
+            }
+            sur.opt.step()?;
+        }
         step += 1;
         ema = Some(match ema {
             None => loss_v,
@@ -465,6 +568,8 @@ pub fn train(
             grad_norm,
             lr: opt.lr(),
             ms: t0.elapsed().as_secs_f64() * 1e3,
+            em_ce,
+            em_acc,
         };
         if let Some(f) = csv.as_mut() {
             writeln!(f, "{}", entry.csv()).map_err(|e| Error::io("train_log.csv", e))?;

@@ -137,6 +137,10 @@ impl Classifier for ResNet18 {
 }
 
 impl Embedder for ResNet18 {
+    fn classify(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
+
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
         for b in self.layers.iter().flatten() {

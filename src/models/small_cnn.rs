@@ -67,6 +67,10 @@ impl Classifier for SmallCnn {
 }
 
 impl Embedder for SmallCnn {
+    fn classify(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(x)
+    }
+
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for (c, b) in self.convs.iter().zip(&self.bns) {

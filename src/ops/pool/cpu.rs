@@ -113,8 +113,32 @@ pub(crate) fn max_pool2d<T: Float>(x: &[T], g: &PoolGeom) -> (Vec<T>, Vec<usize>
     if out.is_empty() {
         return (out, idx);
     }
+    // The victims' 2x2 stride-2 unpadded pooling: fixed window, no clipping, same first-maximum order.
+    let two_by_two = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0);
     let task = |(pi, (o, ix)): (usize, (&mut [T], &mut [usize]))| {
         let plane = &x[pi * g.hw()..(pi + 1) * g.hw()];
+        if two_by_two {
+            for oh in 0..g.ho {
+                let r0 = 2 * oh * g.w;
+                for ow in 0..g.wo {
+                    let i0 = r0 + 2 * ow;
+                    let mut bi = i0;
+                    let mut best = plane[i0];
+                    for i in [i0 + 1, i0 + g.w, i0 + g.w + 1] {
+                        let v = plane[i];
+                        #[allow(clippy::eq_op)]
+                        let take = best == best && (v > best || v != v);
+                        if take {
+                            best = v;
+                            bi = i;
+                        }
+                    }
+                    o[oh * g.wo + ow] = best;
+                    ix[oh * g.wo + ow] = bi;
+                }
+            }
+            return;
+        }
         for oh in 0..g.ho {
             for ow in 0..g.wo {
                 let (rows, cols) = (g.rows(oh), g.cols(ow));

@@ -1,0 +1,84 @@
+//! Ceiling study for issue 9: how unlearnable does a training set get when every image of a class carries
+//! the same fixed pattern at L-inf eps? No hiding network is involved; the pattern families are the targets a
+//! hiding network can be trained to align its perturbation with, so their victim accuracy bounds what
+//! alignment can buy.
+//!
+//!   cargo run --release --example classwise_patterns -- KIND OUT_DIR [SUBSET|full] [EPS_IN_255THS] [SEED]
+//!
+//! KIND: noise (uniform in [-eps, eps], the field's class-wise baseline), sign (random +-eps per pixel),
+//! blocksK (random +-eps on KxK blocks), semantic-linear (eps (2 s - 1), s = the class's `single` semantic
+//! image: today's --w-align target), semantic-sign (eps sign(s - mean s)).
+//! Writes idx:OUT_DIR (train split) for `deephide evaluate --train idx:OUT_DIR`.
+
+use deephide::data::{self, Split};
+use deephide::semantic::source::SemanticSource;
+use deephide::Rng;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> deephide::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: classwise_patterns KIND OUT_DIR [SUBSET|full] [EPS_IN_255THS] [SEED]";
+    let kind = args.first().ok_or_else(|| deephide::Error::msg(usage))?.clone();
+    let out = args.get(1).ok_or_else(|| deephide::Error::msg(usage))?.clone();
+    let subset = match args.get(2).map(String::as_str) {
+        None => Some(10_000),
+        Some("full") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| deephide::Error::msg(format!("bad SUBSET `{n}`")))?),
+    };
+    let eps = args.get(3).map_or(Ok(8.0), |s| s.parse::<f64>()).map_err(|_| deephide::Error::msg("bad EPS"))? / 255.0;
+    let seed = args.get(4).map_or(Ok(0), |s| s.parse::<u64>()).map_err(|_| deephide::Error::msg("bad SEED"))?;
+
+    let mut ds = data::load("fashion-mnist", Split::Train)?;
+    if let Some(n) = subset {
+        ds = data::balanced_subset(&ds, Some(n), &mut Rng::new(seed));
+    }
+    let (c, h, w) = (ds.channels, ds.height, ds.width);
+    let d = c * h * w;
+    let mut rng = Rng::new(seed ^ 0x7061_7474);
+    let src = SemanticSource::parse("single", seed)?;
+    let mut patterns: Vec<Vec<f32>> = Vec::new();
+    for k in 0..ds.classes {
+        let p: Vec<f64> = match kind.as_str() {
+            "noise" => (0..d).map(|_| (2.0 * rng.uniform() - 1.0) * eps).collect(),
+            "sign" => (0..d).map(|_| if rng.uniform() < 0.5 { -eps } else { eps }).collect(),
+            "semantic-linear" | "semantic-sign" => {
+                let s = src.image(k, 0, (h, w), c)?;
+                let mean = s.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+                if kind == "semantic-linear" {
+                    s.iter().map(|&v| eps * (2.0 * v as f64 - 1.0)).collect()
+                } else {
+                    s.iter().map(|&v| if (v as f64) < mean { -eps } else { eps }).collect()
+                }
+            }
+            b if b.starts_with("blocks") => {
+                let kb: usize = b[6..].parse().map_err(|_| deephide::Error::msg(format!("bad block size in `{b}`")))?;
+                let (bh, bw) = (h.div_ceil(kb), w.div_ceil(kb));
+                let signs: Vec<f64> = (0..c * bh * bw).map(|_| if rng.uniform() < 0.5 { -eps } else { eps }).collect();
+                (0..d)
+                    .map(|i| {
+                        let (ch, y, x) = (i / (h * w), (i / w) % h, i % w);
+                        signs[(ch * bh + y / kb) * bw + x / kb]
+                    })
+                    .collect()
+            }
+            other => return Err(deephide::Error::msg(format!("unknown KIND `{other}`\n{usage}"))),
+        };
+        patterns.push(p.iter().map(|&v| v as f32).collect());
+    }
+    let mut images = Vec::with_capacity(ds.images.len());
+    for i in 0..ds.len() {
+        let p = &patterns[ds.labels[i]];
+        images.extend(ds.image(i).iter().zip(p).map(|(&b, &u)| deephide::image_io::to_u8(b as f32 / 255.0 + u)));
+    }
+    let name = format!("{} [class-wise {kind} {:.1}/255]", ds.name, eps * 255.0);
+    let prot = data::Dataset::new(name, images, ds.labels.clone(), (c, h, w), ds.classes)?;
+    data::save(&format!("idx:{out}"), &prot, Split::Train)?;
+    println!("wrote idx:{out} ({} images, {kind}, eps {:.1}/255)", prot.len(), eps * 255.0);
+    Ok(())
+}
