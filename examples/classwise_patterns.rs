@@ -6,7 +6,8 @@
 //!   cargo run --release --example classwise_patterns -- KIND OUT_DIR [SUBSET|full] [EPS_IN_255THS] [SEED]
 //!
 //! KIND: noise (uniform in [-eps, eps], the field's class-wise baseline), sign (random +-eps per pixel),
-//! blocksK (random +-eps on KxK blocks), semantic-linear (eps (2 s - 1), s = the class's `single` semantic
+//! blocksK (random +-eps on KxK blocks), hadamardK (+-eps on KxK blocks, class k = row k+1 of a Hadamard
+//! matrix: classes pairwise differ in half the blocks), semantic-linear (eps (2 s - 1), s = the class's `single` semantic
 //! image: today's --w-align target), semantic-sign (eps sign(s - mean s)).
 //! Writes idx:OUT_DIR (train split) for `deephide evaluate --train idx:OUT_DIR`.
 
@@ -55,6 +56,24 @@ fn run() -> deephide::Result<()> {
                 } else {
                     s.iter().map(|&v| if (v as f64) < mean { -eps } else { eps }).collect()
                 }
+            }
+            b if b.starts_with("hadamard") => {
+                // Class k takes row k + 1 of the Sylvester Hadamard matrix of the block grid's size (row 0 is
+                // all ones): every two classes differ in exactly half of the KxK blocks, the largest
+                // separation a +-eps block code can have.
+                let kb: usize = b[8..].parse().map_err(|_| deephide::Error::msg(format!("bad block size in `{b}`")))?;
+                let (bh, bw) = (h.div_ceil(kb), w.div_ceil(kb));
+                let m = (c * bh * bw).next_power_of_two();
+                if ds.classes + 1 > m {
+                    return Err(deephide::Error::msg(format!("{} classes need more than {m} blocks", ds.classes)));
+                }
+                let row = |i: usize| -> f64 { if ((k + 1) & i).count_ones() % 2 == 0 { eps } else { -eps } };
+                (0..d)
+                    .map(|i| {
+                        let (ch, y, x) = (i / (h * w), (i / w) % h, i % w);
+                        row((ch * bh + y / kb) * bw + x / kb)
+                    })
+                    .collect()
             }
             b if b.starts_with("blocks") => {
                 let kb: usize = b[6..].parse().map_err(|_| deephide::Error::msg(format!("bad block size in `{b}`")))?;

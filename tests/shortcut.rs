@@ -1,6 +1,7 @@
 //! The protection levers of `deephide train` (issue 9): bounded output, straight-through quantisation,
 //! differentiable distortions (JPEG approximation against the real codec), class consistency, high-frequency
-//! and budget-filling losses, and that training with them changes what the network outputs.
+//! and budget-filling losses, semantic alignment, the error-minimising surrogate and the adversarial-poisoning
+//! loss, and that training with them changes what the network outputs.
 
 use deephide::countermeasures::jpeg;
 use deephide::data::Dataset;
@@ -191,4 +192,55 @@ fn training_with_the_levers_changes_the_perturbations() {
     // consistency makes it nearly the same for every image of a class (measured: 1.7e-8 vs 6.7e-6).
     assert!(lever.2 > plain.2 && lever.2 > 0.9 * 8.0 * eps, "L2 with fill {} vs plain {}", lever.2, plain.2);
     assert!(lever.1 < 0.1 * plain.1, "intra-class variance {} vs plain {}", lever.1, plain.1);
+}
+
+fn mean_of(v: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = v.collect();
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn error_minimising_and_adversarial_losses_train_and_are_logged() {
+    let ds = synthetic(48, 3, 8, 7);
+    let src = SemanticSource::parse("single", 0).unwrap();
+    let pool = SecretPool::new(&src, ds.classes, 1, (1, 8, 8)).unwrap();
+    let cfg = HidingConfig { channels: 1, blocks: 2, growth: 8, clamp: 2.0, slope: 0.01 };
+    let base = TrainOptions { steps: 60, batch: 12, lr: 1e-3, secret_variants: 1, ckpt_every: 0, w_guide: 1.0, ..TrainOptions::default() };
+
+    // Error-minimising: the jointly trained surrogate's loss is logged and falls (min-min).
+    let em = TrainOptions { w_em: 100.0, em_width: 4, em_lr: 0.05, ..base.clone() };
+    let net = InvertibleHiding::new(cfg.clone(), 1).unwrap();
+    let rep = train(&net, &ds, &pool, &em, None, &Device::Cpu, None, None, false).unwrap();
+    assert!(rep.log.iter().all(|l| l.em_ce.is_finite() && l.em_ce > 0.0 && (0.0..=1.0).contains(&l.em_acc)));
+    let (first, last) = (mean_of(rep.log[..10].iter().map(|l| l.em_ce)), mean_of(rep.log[50..].iter().map(|l| l.em_ce)));
+    assert!(last < 0.7 * first, "surrogate cross-entropy {first} -> {last}");
+    assert!(rep.log.iter().all(|l| l.adv_ce == 0.0), "adversarial loss is off");
+    // Resetting the surrogate keeps training going (fresh weights, loss back up, no error).
+    let reset = TrainOptions { em_reset_every: 20, steps: 25, ..em.clone() };
+    let rep = train(&InvertibleHiding::new(cfg.clone(), 1).unwrap(), &ds, &pool, &reset, None, &Device::Cpu, None, None, false).unwrap();
+    assert_eq!(rep.log.len(), 25);
+
+    // Adversarial poisoning towards class y + 1 on a frozen classifier: its loss is logged and falls.
+    let adv = TrainOptions { w_adv: 100.0, w_guide: 0.0, ..base.clone() };
+    let net = InvertibleHiding::new(cfg.clone(), 1).unwrap();
+    let Err(err) = train(&net, &ds, &pool, &adv, None, &Device::Cpu, None, None, false) else { panic!("--w-adv without a classifier trained") };
+    assert!(err.to_string().contains("frozen classifier"), "{err}");
+    let mcfg = deephide::models::ModelConfig::new(deephide::models::Arch::SmallCnn, 1, (8, 8), 3).with_width(4);
+    let frozen = deephide::models::build(&mcfg, &mut deephide::Rng::new(3)).unwrap();
+    frozen.set_training(false);
+    let before: Vec<Vec<f32>> = frozen.parameters().iter().map(|p| p.to_vec_f32().unwrap()).collect();
+    for p in frozen.parameters() {
+        let _ = p.clone().requires_grad_(false);
+    }
+    let g: &dyn deephide::hiding::Embedder = frozen.as_ref();
+    let rep = train(&net, &ds, &pool, &adv, Some(g), &Device::Cpu, None, None, false).unwrap();
+    let (first, last) = (mean_of(rep.log[..10].iter().map(|l| l.adv_ce)), mean_of(rep.log[50..].iter().map(|l| l.adv_ce)));
+    assert!(first > 0.0 && last < first, "adversarial cross-entropy {first} -> {last}");
+    let after: Vec<Vec<f32>> = frozen.parameters().iter().map(|p| p.to_vec_f32().unwrap()).collect();
+    assert_eq!(before, after, "the classifier stays frozen");
+
+    // Bad weights are refused with the flag's name.
+    let bad = TrainOptions { w_em: f64::NAN, ..base.clone() };
+    let Err(err) = train(&net, &ds, &pool, &bad, None, &Device::Cpu, None, None, false) else { panic!("a NaN weight trained") };
+    assert!(err.to_string().contains("--w-em"), "{err}");
 }

@@ -162,14 +162,16 @@ pub struct StepLog {
     /// Error-minimising surrogate: its mean cross-entropy and batch accuracy on the published stego (0 when off).
     pub em_ce: f64,
     pub em_acc: f64,
+    /// Adversarial-poisoning loss: the frozen classifier's mean cross-entropy towards class y + 1 (0 when off).
+    pub adv_ce: f64,
 }
 
 impl StepLog {
-    pub const CSV_HEADER: &'static str = "step,loss,guide,reveal,low,lfc,cover_psnr,secret_psnr,grad_norm,lr,ms,em_ce,em_acc";
+    pub const CSV_HEADER: &'static str = "step,loss,guide,reveal,low,lfc,cover_psnr,secret_psnr,grad_norm,lr,ms,em_ce,em_acc,adv_ce";
     pub fn csv(&self) -> String {
         format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.4},{:.3e},{:.1},{:.4},{:.3}",
-            self.step, self.loss, self.guide, self.reveal, self.low, self.lfc, self.cover_psnr, self.secret_psnr, self.grad_norm, self.lr, self.ms, self.em_ce, self.em_acc
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.3},{:.4},{:.3e},{:.1},{:.4},{:.3},{:.4}",
+            self.step, self.loss, self.guide, self.reveal, self.low, self.lfc, self.cover_psnr, self.secret_psnr, self.grad_norm, self.lr, self.ms, self.em_ce, self.em_acc, self.adv_ce
         )
     }
 }
@@ -501,11 +503,13 @@ pub fn train(
             em_acc = hits.count() as f64 / labels.len() as f64;
             loss = loss.add(&ce.mul_scalar(opts.w_em)?)?;
         }
+        let mut adv_ce = 0.0;
         if opts.w_adv > 0.0 {
             let g = lfc.ok_or_else(|| Error::msg("the adversarial-poisoning loss needs a frozen classifier (--features)"))?;
             let k = data.classes;
             let next: Vec<usize> = labels.iter().map(|&y| (y + 1) % k).collect();
             let ce = crate::nn::functional::cross_entropy(&g.classify(&seen)?, &next, 0.0)?;
+            adv_ce = ce.item()?;
             loss = loss.add(&ce.mul_scalar(opts.w_adv)?)?;
         }
         let mut lfc_v = 0.0;
@@ -570,6 +574,7 @@ pub fn train(
             ms: t0.elapsed().as_secs_f64() * 1e3,
             em_ce,
             em_acc,
+            adv_ce,
         };
         if let Some(f) = csv.as_mut() {
             writeln!(f, "{}", entry.csv()).map_err(|e| Error::io("train_log.csv", e))?;
