@@ -9,8 +9,9 @@
 #      SEED (hiding-network seed, default 0), EVAL_SEED (victim seed, default 0), SUBSET (protect and train
 #      victims on a class-balanced subset of this many images for screening, default 10000; `full` = all
 #      60,000), CM (countermeasures, default
-#      none,jpeg10,bit-depth-2), EPOCHS (default 10).
-# Writes RUNS/NAME/{hiding,protected,report} and copies the small outputs to experiments/reports/NAME/.
+#      none,jpeg10,bit-depth-2), EPOCHS (default 10), TAG (added to the report name, e.g. resnet18 when the
+#      EVAL FLAGS pick another victim).
+# Writes RUNS/NAME/{hiding,protected (protected-SUBSET unless 10000),report} and copies the small outputs to experiments/reports/NAME/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=$1; STEPS=$2; EXTRA=${3:-}; shift 3 || true
@@ -26,19 +27,21 @@ if [ ! -f "$D/hiding/hiding.safetensors" ]; then
     --seed "$SEED" --out "$D/hiding" $EXTRA > "$D/train.log" 2>&1
 fi
 t1=$(date +%s)
-if [ ! -f "$D/protected/perturbation.json" ]; then
+P=$D/protected; [ "$SUBSET" = 10000 ] || P=$D/protected-$SUBSET
+if [ ! -f "$P/perturbation.json" ]; then
   HS=(); [ "$SUBSET" = full ] || HS=(--subset "$SUBSET")
   nice -n 10 "$B" hide --weights "$D/hiding/hiding.safetensors" --data fashion-mnist --semantic single \
-    --secret-variants 1 --seed "$SEED" --eps 8/255 "${HS[@]}" --out "$D/protected" > "$D/hide.log" 2>&1
+    --secret-variants 1 --seed "$SEED" --eps 8/255 "${HS[@]}" --out "$P" > "$D/hide.log" 2>&1
 fi
 t2=$(date +%s)
-REP=$D/report${EVAL_SEED:+-s$EVAL_SEED}-${SUBSET}
-nice -n 10 "$B" evaluate --train "folder:$D/protected" --test fashion-mnist --countermeasures "$CM" \
+REP=$D/report${TAG:+-$TAG}${EVAL_SEED:+-s$EVAL_SEED}-${SUBSET}
+nice -n 10 "$B" evaluate --train "folder:$P" --test fashion-mnist --countermeasures "$CM" \
   --epochs "$EPOCHS" --seed "$EVAL_SEED" --report "$REP" --quiet "$@" > "$REP.log" 2>&1
 t3=$(date +%s)
 O=experiments/reports/$NAME
 mkdir -p "$O"
-cp "$D/protected/perturbation.json" "$O/"
+PJ=perturbation.json; [ "$SUBSET" = 10000 ] || PJ=perturbation-$SUBSET.json
+cp "$P/perturbation.json" "$O/$PJ"
 tail -n 1 "$D/hiding/train_log.csv" > "$O/train_last_step.csv"
 grep -h "^trained" "$D/train.log" > "$O/train_summary.txt" || true
 R=$(basename "$REP")

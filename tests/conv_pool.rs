@@ -547,3 +547,27 @@ fn pooling_errors_name_the_shapes() {
     let m = err_text(t(&[3, 5]).global_avg_pool());
     assert_mentions(&m, &["global_avg_pool", "(3, 5)"]);
 }
+
+#[test]
+fn relu_commutes_with_max_pool() {
+    // The small CNN computes conv-BN-ReLU-pool as conv-BN-pool-ReLU; both orders must give the same values
+    // and the same input gradient (odd sizes, so the last row and column are dropped by the 2x2 pooling).
+    let mut rng = Rng::new(21);
+    let shape = [2, 3, 7, 9];
+    let x = randn(&shape, &mut rng);
+    let up = Tensor::from_vec(vals(&randn(&[2, 3, 3, 4], &mut rng)), &[2, 3, 3, 4]).unwrap();
+    let run = |relu_first: bool| {
+        let xi = Tensor::from_vec(vals(&x), &shape).unwrap().requires_grad_(true);
+        let y = if relu_first {
+            xi.relu().unwrap().max_pool2d((2, 2), (2, 2), (0, 0)).unwrap()
+        } else {
+            xi.max_pool2d((2, 2), (2, 2), (0, 0)).unwrap().relu().unwrap()
+        };
+        y.mul(&up).unwrap().sum_all().unwrap().backward().unwrap();
+        (vals(&y), vals(&xi.grad().unwrap()))
+    };
+    let (a, b) = (run(true), run(false));
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert!(a.1.iter().any(|&g| g != 0.0) && a.1.iter().any(|&g| g == 0.0));
+}
