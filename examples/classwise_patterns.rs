@@ -8,7 +8,9 @@
 //! KIND: noise (uniform in [-eps, eps], the field's class-wise baseline), sign (random +-eps per pixel),
 //! blocksK (random +-eps on KxK blocks), hadamardK (+-eps on KxK blocks, class k = row k+1 of a Hadamard
 //! matrix: classes pairwise differ in half the blocks), semantic-linear (eps (2 s - 1), s = the class's `single` semantic
-//! image: today's --w-align target), semantic-sign (eps sign(s - mean s)).
+//! image: today's --w-align target), semantic-sign (eps sign(s - mean s)), classmean / nextmean
+//! (eps sign(class mean image - mean image), of the same class or of class k + 1 mod K: a shortcut that a
+//! clean test image of class k + 1 also triggers).
 //! Writes idx:OUT_DIR (train split) for `deephide evaluate --train idx:OUT_DIR`.
 
 use deephide::data::{self, Split};
@@ -43,6 +45,20 @@ fn run() -> deephide::Result<()> {
     let d = c * h * w;
     let mut rng = Rng::new(seed ^ 0x7061_7474);
     let src = SemanticSource::parse("single", seed)?;
+    // Mean image of each class and of all images (for the classmean / nextmean kinds).
+    let mut class_mean = vec![vec![0.0f64; d]; ds.classes];
+    let mut count = vec![0usize; ds.classes];
+    for i in 0..ds.len() {
+        let y = ds.labels[i];
+        count[y] += 1;
+        for (m, &v) in class_mean[y].iter_mut().zip(ds.image(i)) {
+            *m += v as f64 / 255.0;
+        }
+    }
+    for (m, &n) in class_mean.iter_mut().zip(&count) {
+        m.iter_mut().for_each(|v| *v /= n.max(1) as f64);
+    }
+    let all_mean: Vec<f64> = (0..d).map(|j| class_mean.iter().map(|m| m[j]).sum::<f64>() / ds.classes as f64).collect();
     let mut patterns: Vec<Vec<f32>> = Vec::new();
     for k in 0..ds.classes {
         let p: Vec<f64> = match kind.as_str() {
@@ -56,6 +72,12 @@ fn run() -> deephide::Result<()> {
                 } else {
                     s.iter().map(|&v| if (v as f64) < mean { -eps } else { eps }).collect()
                 }
+            }
+            "classmean" | "nextmean" => {
+                // eps sign(class mean - mean of all classes), of this class or of the next one: the pattern of
+                // class k looks like the typical content of class k (or k + 1) on a clean test image.
+                let src_class = if kind == "classmean" { k } else { (k + 1) % ds.classes };
+                class_mean[src_class].iter().zip(&all_mean).map(|(&m, &a)| if m < a { -eps } else { eps }).collect()
             }
             b if b.starts_with("hadamard") => {
                 // Class k takes row k + 1 of the Sylvester Hadamard matrix of the block grid's size (row 0 is

@@ -165,12 +165,14 @@ fn default_training_is_bounded_and_hide_applies_the_bound() {
     assert!(text(&o).contains("bounded output"), "{}", text(&o));
     let json = std::fs::read_to_string(prot.join("perturbation.json")).unwrap();
     assert!(json.contains("\"reveal_psnr_db\""), "{json}");
+    let acc: f64 = json.split("\"reveal_class_acc\": ").nth(1).and_then(|t| t.trim_end().trim_end_matches('}').parse().ok()).expect("reveal_class_acc");
+    assert!((0.0..=1.0).contains(&acc), "{json}");
     let clean = data::load(&spec, Split::Train).unwrap();
     let p = data::load(&format!("idx:{}", prot.display()), Split::Train).unwrap();
     let linf = p.images.iter().zip(&clean.images).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
     assert!(linf <= 8, "L-inf {linf}/255 over the bound");
     // Bad lever values are clear errors.
-    for (flag, val) in [("--distort", "sharpen"), ("--bound-eps", "2"), ("--train-quantize", "maybe")] {
+    for (flag, val) in [("--distort", "sharpen"), ("--bound-eps", "2"), ("--train-quantize", "maybe"), ("--align-target", "square"), ("--w-em", "nan"), ("--w-adv", "1")] {
         let o = bin(&["train", "--data", &spec, "--out", d.join("bad").to_str().unwrap(), "--steps", "1", flag, val]);
         assert_eq!(o.status.code(), Some(2), "{flag} {val}: {}", text(&o));
         assert!(!text(&o).contains("panicked"), "{}", text(&o));

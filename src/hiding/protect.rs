@@ -22,6 +22,9 @@ pub struct PerturbationStats {
     /// PSNR of the secret revealed (z = 0) from the published u8 images against the secret hidden, over the
     /// first `REVEAL_SAMPLE` images.
     pub reveal_psnr: Summary,
+    /// Share of those revealed secrets whose nearest (MSE) semantic image among all classes' (same variant
+    /// index) is the one of the image's own class: whether `reveal` still names the right class.
+    pub reveal_class_acc: f64,
 }
 
 /// How many published images `protect_dataset` reveals to measure the reveal PSNR.
@@ -31,20 +34,21 @@ impl PerturbationStats {
     pub fn to_json(&self, eps: f64) -> String {
         let f = |name: &str, s: &Summary| format!("\"{name}\": {{\"mean\": {:.6}, \"min\": {:.6}, \"max\": {:.6}}}", s.mean(), s.min, s.max);
         format!(
-            "{{\"images\": {}, \"eps\": {eps:.6}, {}, {}, {}, {}, \"at_budget\": {:.6}, {}}}\n",
+            "{{\"images\": {}, \"eps\": {eps:.6}, {}, {}, {}, {}, \"at_budget\": {:.6}, {}, \"reveal_class_acc\": {:.6}}}\n",
             self.psnr.count,
             f("psnr_db", &self.psnr),
             f("ssim", &self.ssim),
             f("l2", &self.l2),
             f("linf", &self.linf),
             self.at_budget,
-            f("reveal_psnr_db", &self.reveal_psnr)
+            f("reveal_psnr_db", &self.reveal_psnr),
+            self.reveal_class_acc
         )
     }
 
     pub fn summary(&self) -> String {
         format!(
-            "{} images: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {:.4} (min {:.4}), L2 {:.4} (max {:.4}), L-inf {:.4} (max {:.4}) = {:.2}/255, {:.1}% of pixels at the budget; secret revealed from the published images: {:.2} dB (first {} images)",
+            "{} images: PSNR {:.2} dB (min {:.2}, max {:.2}), SSIM {:.4} (min {:.4}), L2 {:.4} (max {:.4}), L-inf {:.4} (max {:.4}) = {:.2}/255, {:.1}% of pixels at the budget; secret revealed from the published images: {:.2} dB, nearest to its own class's semantic image in {:.1}% (first {} images)",
             self.psnr.count,
             self.psnr.mean(),
             self.psnr.min,
@@ -58,6 +62,7 @@ impl PerturbationStats {
             self.linf.max * 255.0,
             100.0 * self.at_budget,
             self.reveal_psnr.mean(),
+            100.0 * self.reveal_class_acc,
             self.reveal_psnr.count
         )
     }
@@ -84,6 +89,7 @@ pub fn protect_dataset(
     let mut images = Vec::with_capacity(data.images.len());
     let mut stats = PerturbationStats::default();
     let mut at_budget = 0usize;
+    let mut reveal_hits = 0usize;
     for start in (0..data.len()).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(data.len())).collect();
         let labels = data.batch_labels(&idx);
@@ -129,11 +135,17 @@ pub fn protect_dataset(
             for k in 0..n {
                 let r: Vec<f32> = rv[k * per..(k + 1) * per].iter().map(|v| v.clamp(0.0, 1.0)).collect();
                 stats.reveal_psnr.add(psnr(&sv[k * per..(k + 1) * per], &r));
+                let dist = |y: usize| -> f64 { pool.image(y, idx[k]).iter().zip(&r).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum() };
+                let own = dist(labels[k]);
+                if (0..data.classes).all(|y| y == labels[k] || dist(y) > own) {
+                    reveal_hits += 1;
+                }
             }
         }
         on_batch(idx.len());
     }
     stats.at_budget = at_budget as f64 / data.images.len().max(1) as f64;
+    stats.reveal_class_acc = reveal_hits as f64 / stats.reveal_psnr.count.max(1) as f64;
     let ds = Dataset::new(format!("{} (protected)", data.name), images, data.labels.clone(), (c, h, w), data.classes)?;
     Ok((ds, stats))
 }
