@@ -9,12 +9,14 @@ use deephide::hiding::{self, HidingConfig, InvertibleHiding, SecretPool, TrainOp
 use deephide::semantic::SemanticSource;
 use deephide::{Device, Error, Rng};
 
-/// The defaults are the best setting of experiments/protection.md (issue 9, row align-fill): one fixed
-/// secret per class, bounded output at 8/255, u8 rounding before revealing, no concealing loss, the
-/// perturbation aligned with the class's semantic image (`--w-align 300`) and pushed to the budget
-/// (`--w-fill 300`); alignment is what made the protection survive JPEG-10. The strongest setting without countermeasures (row shortcut-c) is
+/// The defaults are the best setting of experiments/protection.md (issue 9, row align-sign): one fixed
+/// secret per class, bounded output at 8/255, u8 rounding before revealing, no concealing loss, and the
+/// perturbation aligned with the sign of the class's semantic image at the full budget
+/// (`--align-target sign --w-align 300`): a low-frequency, class-consistent shortcut that also survives
+/// JPEG-10. The previous default (row align-fill) is `--align-target linear --w-fill 300`; the strongest
+/// setting without alignment (row shortcut-c) is
 /// `--w-align 0 --w-guide 1 --distort quant,jpeg10,bit2 --w-consistency 100 --w-highfreq 100 --w-fill 100`.
-/// The paper's plain method is `--bound-eps 0 --train-quantize false --w-align 0 --w-fill 0 --w-guide 10`
+/// The paper's plain method is `--bound-eps 0 --train-quantize false --w-align 0 --w-guide 10`
 /// (library: `TrainOptions::default()`).
 #[derive(Args)]
 pub struct TrainArgs {
@@ -108,15 +110,15 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     highfreq_levels: usize,
     /// Weight of the budget-filling loss sum (eps - |delta|)^2 (eps: --bound-eps, or 8/255 without it).
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 0.0)]
     w_fill: f64,
-    /// Weight of the semantic-alignment loss sum (delta - eps (2 secret - 1))^2: the perturbation should be
-    /// the class's semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it).
+    /// Weight of the semantic-alignment loss sum (delta - target)^2: the perturbation should be the class's
+    /// semantic image mapped to [-eps, eps] (eps: --bound-eps, or 8/255 without it), see --align-target.
     #[arg(long, default_value_t = 300.0)]
     w_align: f64,
-    /// Alignment target: linear (eps (2 secret - 1)) or sign (eps sign(secret - mean secret): the shape at
-    /// the full budget).
-    #[arg(long, default_value = "linear")]
+    /// Alignment target: sign (eps sign(secret - mean secret): the shape at the full budget) or linear
+    /// (eps (2 secret - 1)).
+    #[arg(long, default_value = "sign")]
     align_target: String,
     /// Weight of the error-minimising loss: mean cross-entropy of a jointly trained surrogate small CNN on
     /// the published (quantised, distorted) stego images; 0: off.
