@@ -50,5 +50,7 @@ for n in names:
         pcells = f"{p['psnr_db']['mean']:.2f} / {p['ssim']['mean']:.4f} | {100 * p['at_budget']:.1f}%" if p else "- | -"
         seeds = r["config"]["seeds"]
         imgs = r["data"]["training_sets"][0]["images"]
-        print(f"| {n} | {imgs} imgs, seeds {','.join(map(str, seeds))} ({os.path.basename(rj)}) | {pcells} | "
+        model = r["config"].get("model", "small-cnn")
+        victim = "" if model == "small-cnn" else f"{model} w{r['config'].get('width')}, "
+        print(f"| {n} | {victim}{imgs} imgs, seeds {','.join(map(str, seeds))} ({os.path.basename(rj)}) | {pcells} | "
               + (f"{rv:.2f}" if rv is not None else "-") + f" | {nonecell} | {pe} | {fin('jpeg10')} | {fin('bit-depth-2')} | {wt} |")
