@@ -208,3 +208,36 @@ fn shipped_hiding_weights_protect_within_budget_and_reveal_the_class() {
     assert!(field("reveal_class_acc", "") >= 0.95, "{json}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `hide --em-epochs`: the sample-wise error-minimising refinement runs after hiding, stays within the
+/// budget, and is recorded in perturbation.json; bad refinement options are clear errors.
+#[test]
+fn hide_with_error_minimising_refinement_stays_in_budget_and_records_it() {
+    let w = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/hiding-fashion-mnist-align-sign.safetensors");
+    let d = tmp("emrefine");
+    let prot = d.join("protected");
+    let o = bin(&["hide", "--weights", w.to_str().unwrap(), "--data", "default", "--subset", "200", "--out", prot.to_str().unwrap(), "--em-epochs", "2", "--em-stop", "1", "--em-distort", "jpeg10"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("em pass 2: surrogate ce"), "{}", text(&o));
+    let json = std::fs::read_to_string(prot.join("perturbation.json")).unwrap();
+    assert!(json.contains("\"em_refine\": {\"options\": \"2 passes max, 5 steps of 1.00/255"), "{json}");
+    assert!(json.contains("distortions jpeg10"), "{json}");
+    assert_eq!(json.matches("\"moved\"").count(), 2, "{json}");
+    let clean = data::balanced_subset(&data::load("default", Split::Train).unwrap(), Some(200), &mut Rng::new(0));
+    let p = data::load(&format!("folder:{}", prot.display()), Split::Train).unwrap();
+    assert_eq!(p.len(), 200);
+    // folder: lists the images by class; compare each published image with its clean version by index.
+    let csv = std::fs::read_to_string(prot.join("labels.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 201);
+    let idx = data::load(&format!("idx:{}", prot.display()), Split::Train).unwrap();
+    assert_eq!(idx.labels, clean.labels);
+    let linf = idx.images.iter().zip(&clean.images).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    assert!(linf <= 8, "L-inf {linf}/255 over the budget");
+    assert!(idx.images != clean.images);
+    for (flag, val) in [("--em-distort", "sharpen"), ("--em-step-size", "0"), ("--em-stop", "2"), ("--em-lr", "-1")] {
+        let o = bin(&["hide", "--weights", w.to_str().unwrap(), "--data", "default", "--subset", "20", "--out", d.join("bad").to_str().unwrap(), "--em-epochs", "1", flag, val]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {val}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -49,6 +49,34 @@ pub struct HideArgs {
     subset: Option<usize>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Sample-wise error-minimising refinement after hiding (0: off): at most this many passes in which a
+    /// small-CNN surrogate and the published images are optimised together (min-min, Huang et al. 2021),
+    /// each image staying within --eps of its clean version. See experiments/protection.md.
+    #[arg(long, default_value_t = 0)]
+    em_epochs: usize,
+    /// Refinement: also stay within this L-inf distance of the hidden image (0: anywhere within --eps of the
+    /// clean image), so that the hidden secret stays revealable. A number or a fraction like 4/255.
+    #[arg(long, default_value = "0")]
+    em_radius: String,
+    /// Refinement: signed-gradient steps per batch and pass.
+    #[arg(long, default_value_t = 5)]
+    em_steps: usize,
+    /// Refinement: step size, a number or a fraction like 1/255.
+    #[arg(long, default_value = "1/255")]
+    em_step_size: String,
+    /// Refinement: width of the small-CNN surrogate.
+    #[arg(long, default_value_t = 16)]
+    em_width: usize,
+    /// Refinement: the surrogate's SGD learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    em_lr: f64,
+    /// Refinement: stop once the surrogate's training accuracy over a pass reaches this.
+    #[arg(long, default_value_t = 0.99)]
+    em_stop: f64,
+    /// Refinement: distortions between the image and the surrogate, one per step (none, or a list of quant,
+    /// bit2, blur, jpegQ), so the noise favours what survives them.
+    #[arg(long, default_value = "none")]
+    em_distort: String,
     /// Also report how concentrated the perturbations are in this feature extractor's space (the LFC
     /// measure: mean cosine similarity of same-class perturbation embeddings, plain and centred).
     #[arg(long)]
@@ -128,9 +156,50 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             }
             let src = SemanticSource::parse(&a.semantic, a.seed)?;
             let pool = SecretPool::new(&src, ds.classes, a.secret_variants, (ds.channels, ds.height, ds.width))?;
+            // Refinement options are checked before the (long) hiding pass.
+            let em_opts = hiding::EmRefineOptions {
+                eps,
+                radius: parse_eps(&a.em_radius)?,
+                epochs: a.em_epochs,
+                steps: a.em_steps,
+                step_size: parse_eps(&a.em_step_size)?,
+                width: a.em_width,
+                lr: a.em_lr,
+                batch: 128,
+                stop_acc: a.em_stop,
+                distort: hiding::Distortion::parse_list(&a.em_distort)?,
+                seed: a.seed,
+            };
+            if a.em_epochs > 0 {
+                em_opts.validate()?;
+            }
             let mut progress = deephide::progress::Progress::new("hide", ds.len(), "img");
-            let (protected, stats) = hiding::protect_dataset(&net, &ds, &pool, eps, bound, a.batch, &device, |n| progress.inc(n))?;
+            let (mut protected, mut stats) = hiding::protect_dataset(&net, &ds, &pool, eps, bound, a.batch, &device, |n| progress.inc(n))?;
             progress.finish();
+            let mut em_json = None;
+            if a.em_epochs > 0 {
+                let opts = &em_opts;
+                eprintln!("error-minimising refinement: {}", opts.describe());
+                let mut bar = deephide::progress::Progress::new("em-refine", a.em_epochs * ds.len(), "img");
+                let (refined, rep) = hiding::em_refine(&ds, &protected, opts, &device, |n, pass, acc| {
+                    bar.set_message(format!("pass {} surrogate acc {:.1}%", pass + 1, 100.0 * acc));
+                    bar.inc(n)
+                })?;
+                bar.finish();
+                for (i, p) in rep.passes.iter().enumerate() {
+                    println!(
+                        "em pass {}: surrogate ce {:.4}, training acc {:.2}%, mean |refined - hidden| {:.3}/255, {:.0}s",
+                        i + 1,
+                        p.ce,
+                        100.0 * p.acc,
+                        p.moved * 255.0,
+                        p.seconds
+                    );
+                }
+                stats = hiding::measure_protected(&net, &ds, &refined, &pool, eps, a.batch, &device)?;
+                protected = refined;
+                em_json = Some(rep.to_json(opts));
+            }
             std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
             // Lossless image folder (folder:OUT reads it back), labels, and a binary copy in the source's
             // family: IDX for one-channel data, CIFAR-10 batches for 32x32 RGB.
@@ -153,6 +222,9 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             }
             write_preview(&net, &ds, &protected, &device, &a.out.join("preview.png"))?;
             let mut json = stats.to_json(eps);
+            if let Some(e) = em_json {
+                json = json.trim_end().trim_end_matches('}').to_string() + &format!(", \"em_refine\": {e}}}\n");
+            }
             if let Some(f) = &a.features {
                 let (plain, centred) = perturbation_concentration(f, &ds, &protected, &device)?;
                 println!("intra-class cosine of perturbation embeddings ({}): plain {plain:.4}, centred {centred:.4}", f.display());

@@ -84,12 +84,8 @@ pub fn protect_dataset(
     if data.channels != net.cfg.channels {
         return Err(Error::msg(format!("the data has {} channels, the network hides {}-channel images", data.channels, net.cfg.channels)));
     }
-    let (c, h, w) = (data.channels, data.height, data.width);
-    let per = c * h * w;
+    let per = data.image_len();
     let mut images = Vec::with_capacity(data.images.len());
-    let mut stats = PerturbationStats::default();
-    let mut at_budget = 0usize;
-    let mut reveal_hits = 0usize;
     for start in (0..data.len()).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(data.len())).collect();
         let labels = data.batch_labels(&idx);
@@ -98,54 +94,77 @@ pub fn protect_dataset(
         let secret = pool.batch(&items)?;
         let stego = no_grad(|| net.hide(&cover.to_device(device)?, &secret.to_device(device)?))?.stego.to_vec_f32()?;
         let cv = cover.to_vec_f32()?;
-        let mut published = Vec::with_capacity(idx.len() * per);
         for k in 0..idx.len() {
             let (co, st) = (&cv[k * per..(k + 1) * per], &stego[k * per..(k + 1) * per]);
-            let out: Vec<u8> = co
-                .iter()
-                .zip(st)
-                .map(|(&a, &b)| {
-                    let b = match bound {
-                        Some(e) => super::shortcut::bound_value(a, b, e),
-                        None => b,
-                    };
-                    let d = if eps > 0.0 { (b - a).clamp(-eps as f32, eps as f32) } else { b - a };
-                    crate::image_io::to_u8(a + d)
-                })
-                .collect();
-            let pub_f: Vec<f32> = out.iter().map(|&v| v as f32 / 255.0).collect();
-            stats.psnr.add(psnr(co, &pub_f));
-            stats.ssim.add(ssim(co, &pub_f, c, h, w));
-            let (l2, linf) = delta_norms(&pub_f, co);
-            stats.l2.add(l2);
-            stats.linf.add(linf);
-            if eps > 0.0 {
-                at_budget += co.iter().zip(&pub_f).filter(|(a, b)| ((*b - *a).abs() as f64) >= eps - 0.5 / 255.0).count();
-            }
-            images.extend_from_slice(&out);
-            published.extend(pub_f);
-        }
-        if stats.reveal_psnr.count < REVEAL_SAMPLE {
-            let n = idx.len();
-            let z = Tensor::zeros(&[n, net.cfg.half(), h / 2, w / 2], DType::F32).to_device(device)?;
-            let p = Tensor::from_vec(published, &[n, c, h, w])?.to_device(device)?;
-            let (_, revealed) = no_grad(|| net.reveal(&p, &z))?;
-            let rv = revealed.to_vec_f32()?;
-            let sv = secret.to_vec_f32()?;
-            for k in 0..n {
-                let r: Vec<f32> = rv[k * per..(k + 1) * per].iter().map(|v| v.clamp(0.0, 1.0)).collect();
-                stats.reveal_psnr.add(psnr(&sv[k * per..(k + 1) * per], &r));
-                let dist = |y: usize| -> f64 { pool.image(y, idx[k]).iter().zip(&r).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum() };
-                let own = dist(labels[k]);
-                if (0..data.classes).all(|y| y == labels[k] || dist(y) > own) {
-                    reveal_hits += 1;
-                }
-            }
+            images.extend(co.iter().zip(st).map(|(&a, &b)| {
+                let b = match bound {
+                    Some(e) => super::shortcut::bound_value(a, b, e),
+                    None => b,
+                };
+                let d = if eps > 0.0 { (b - a).clamp(-eps as f32, eps as f32) } else { b - a };
+                crate::image_io::to_u8(a + d)
+            }));
         }
         on_batch(idx.len());
     }
-    stats.at_budget = at_budget as f64 / data.images.len().max(1) as f64;
-    stats.reveal_class_acc = reveal_hits as f64 / stats.reveal_psnr.count.max(1) as f64;
-    let ds = Dataset::new(format!("{} (protected)", data.name), images, data.labels.clone(), (c, h, w), data.classes)?;
+    let ds = Dataset::new(format!("{} (protected)", data.name), images, data.labels.clone(), (data.channels, data.height, data.width), data.classes)?;
+    let stats = measure_protected(net, data, &ds, pool, eps, batch, device)?;
     Ok((ds, stats))
+}
+
+/// Image quality of the published images `protected` against `clean` (same order), the share of pixels at
+/// the budget `eps`, and how well `net` reveals the pool's secrets from the first `REVEAL_SAMPLE` of them.
+pub fn measure_protected(
+    net: &InvertibleHiding,
+    clean: &Dataset,
+    protected: &Dataset,
+    pool: &SecretPool,
+    eps: f64,
+    batch: usize,
+    device: &Device,
+) -> Result<PerturbationStats> {
+    if clean.len() != protected.len() || clean.image_len() != protected.image_len() {
+        return Err(Error::msg("measure_protected: the protected images do not match the clean data set"));
+    }
+    let (c, h, w) = (clean.channels, clean.height, clean.width);
+    let per = c * h * w;
+    let mut stats = PerturbationStats::default();
+    let mut at_budget = 0usize;
+    for i in 0..clean.len() {
+        let co: Vec<f32> = clean.image(i).iter().map(|&b| b as f32 / 255.0).collect();
+        let pf: Vec<f32> = protected.image(i).iter().map(|&b| b as f32 / 255.0).collect();
+        stats.psnr.add(psnr(&co, &pf));
+        stats.ssim.add(ssim(&co, &pf, c, h, w));
+        let (l2, linf) = delta_norms(&pf, &co);
+        stats.l2.add(l2);
+        stats.linf.add(linf);
+        if eps > 0.0 {
+            at_budget += co.iter().zip(&pf).filter(|(a, b)| ((*b - *a).abs() as f64) >= eps - 0.5 / 255.0).count();
+        }
+    }
+    let mut reveal_hits = 0usize;
+    let sample = clean.len().min(REVEAL_SAMPLE);
+    for start in (0..sample).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(sample)).collect();
+        let labels = clean.batch_labels(&idx);
+        let items: Vec<(usize, usize)> = labels.iter().zip(&idx).map(|(&y, &i)| (y, i)).collect();
+        let secret = pool.batch(&items)?.to_vec_f32()?;
+        let n = idx.len();
+        let z = Tensor::zeros(&[n, net.cfg.half(), h / 2, w / 2], DType::F32).to_device(device)?;
+        let p = protected.batch(&idx)?.to_device(device)?;
+        let (_, revealed) = no_grad(|| net.reveal(&p, &z))?;
+        let rv = revealed.to_vec_f32()?;
+        for k in 0..n {
+            let r: Vec<f32> = rv[k * per..(k + 1) * per].iter().map(|v| v.clamp(0.0, 1.0)).collect();
+            stats.reveal_psnr.add(psnr(&secret[k * per..(k + 1) * per], &r));
+            let dist = |y: usize| -> f64 { pool.image(y, idx[k]).iter().zip(&r).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum() };
+            let own = dist(labels[k]);
+            if (0..clean.classes).all(|y| y == labels[k] || dist(y) > own) {
+                reveal_hits += 1;
+            }
+        }
+    }
+    stats.at_budget = at_budget as f64 / clean.images.len().max(1) as f64;
+    stats.reveal_class_acc = reveal_hits as f64 / stats.reveal_psnr.count.max(1) as f64;
+    Ok(stats)
 }

@@ -7,7 +7,7 @@
 //! A non-finite loss or gradient norm stops training with an error that says where.
 
 mod augment;
-mod pgd;
+pub(crate) mod pgd;
 mod progress;
 
 use std::time::Instant;

@@ -28,10 +28,10 @@ impl Pgd {
 }
 
 /// Parameters frozen (requires_grad off) while alive; restored on drop, even after an error.
-struct Frozen(Vec<(Tensor, bool)>);
+pub(crate) struct Frozen(Vec<(Tensor, bool)>);
 
 impl Frozen {
-    fn new(model: &dyn Module) -> Frozen {
+    pub(crate) fn new(model: &dyn Module) -> Frozen {
         Frozen(
             model
                 .parameters()
