@@ -56,6 +56,32 @@ fn radius_keeps_the_refinement_near_the_hidden_images() {
 }
 
 #[test]
+fn classwise_refinement_gives_every_image_of_a_class_the_same_offset() {
+    // Mid-grey random images, so no [0, 1] clip breaks the sharing.
+    let mut rng = Rng::new(11);
+    let n = 128;
+    let images: Vec<u8> = (0..n * 64).map(|_| 64 + (rng.uniform() * 128.0) as u8).collect();
+    let labels: Vec<usize> = (0..n).map(|_| rng.below(4)).collect();
+    let clean = Dataset::new("grey", images, labels, (1, 8, 8), 4).unwrap();
+    let o = EmRefineOptions { classwise: true, ..opts(2.0 / 255.0) };
+    let (refined, rep) = em_refine(&clean, &clean, &o, &Device::Cpu, |_, _, _| {}).unwrap();
+    let offset = |i: usize| -> Vec<i32> { refined.image(i).iter().zip(clean.image(i)).map(|(a, b)| *a as i32 - *b as i32).collect() };
+    for y in 0..4 {
+        let members: Vec<usize> = (0..n).filter(|&i| clean.labels[i] == y).collect();
+        let first = offset(members[0]);
+        assert!(first.iter().any(|&d| d != 0), "class {y} did not move");
+        assert!(first.iter().all(|d| d.abs() <= 16));
+        for &i in &members[1..] {
+            assert_eq!(offset(i), first, "image {i} of class {y} has its own offset");
+        }
+    }
+    assert_ne!(offset(clean.labels.iter().position(|&l| l == 0).unwrap()), offset(clean.labels.iter().position(|&l| l == 1).unwrap()));
+    // A class-wise code is the easiest shortcut there is: random labels become learnable.
+    assert!(rep.passes[3].acc > 0.6, "{:?}", rep.passes);
+    assert!(o.describe().starts_with("class-wise"), "{}", o.describe());
+}
+
+#[test]
 fn refinement_stops_at_the_target_accuracy_and_rejects_bad_input() {
     let clean = random_set(64, 5);
     let dev = Device::Cpu;

@@ -58,6 +58,9 @@ pub struct HideArgs {
     /// clean image), so that the hidden secret stays revealable. A number or a fraction like 4/255.
     #[arg(long, default_value = "0")]
     em_radius: String,
+    /// Refinement: one offset per class (class-wise error-minimising noise) instead of one per image.
+    #[arg(long)]
+    em_classwise: bool,
     /// Refinement: signed-gradient steps per batch and pass.
     #[arg(long, default_value_t = 5)]
     em_steps: usize,
@@ -160,6 +163,7 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             let em_opts = hiding::EmRefineOptions {
                 eps,
                 radius: parse_eps(&a.em_radius)?,
+                classwise: a.em_classwise,
                 epochs: a.em_epochs,
                 steps: a.em_steps,
                 step_size: parse_eps(&a.em_step_size)?,

@@ -33,6 +33,10 @@ pub struct EmRefineOptions {
     /// If > 0, also stay within this L-inf distance of the hidden image, so that the hidden secret stays
     /// revealable (the refinement otherwise spends the whole budget around the clean image).
     pub radius: f64,
+    /// One refinement per class instead of per image (the class-wise form of Huang et al.): every image of
+    /// class k gets `hidden + delta_k`, clipped to its box; `delta_k` follows the sign of the gradient summed
+    /// over the class's images in the batch.
+    pub classwise: bool,
     /// Most passes over the data (stops earlier at `stop_acc`).
     pub epochs: usize,
     /// Signed-gradient descent steps per batch and pass.
@@ -56,6 +60,7 @@ impl Default for EmRefineOptions {
         EmRefineOptions {
             eps: 8.0 / 255.0,
             radius: 0.0,
+            classwise: false,
             epochs: 0,
             steps: 5,
             step_size: 1.0 / 255.0,
@@ -97,7 +102,8 @@ impl EmRefineOptions {
     pub fn describe(&self) -> String {
         let d: Vec<String> = self.distort.iter().map(|d| d.name()).collect();
         format!(
-            "{} passes max, {} steps of {:.2}/255, {}, surrogate small-cnn w{}, lr {}, batch {}, stop at {:.1}% training accuracy, distortions {}",
+            "{}{} passes max, {} steps of {:.2}/255, {}, surrogate small-cnn w{}, lr {}, batch {}, stop at {:.1}% training accuracy, distortions {}",
+            if self.classwise { "class-wise, " } else { "" },
             self.epochs,
             self.steps,
             self.step_size * 255.0,
@@ -181,6 +187,18 @@ pub fn em_refine(
     let (lo, hi): (Vec<f32>, Vec<f32>) = clean.images.iter().zip(&hidden.images).map(box_of).unzip();
     let mut report = EmRefineReport::default();
     let n = clean.len();
+    let k = clean.classes;
+    // Class-wise mode: one offset per class on top of the hidden images, bounded by the radius (or by the
+    // full width of the budget box, which the per-pixel clip then narrows).
+    let mut class_delta = vec![0f32; if opts.classwise { k * per } else { 0 }];
+    let delta_bound = if opts.radius > 0.0 { opts.radius as f32 } else { 2.0 * eps };
+    let hidden_f = |i: usize, j: usize| hidden.images[i * per + j] as f32 / 255.0;
+    let apply_class = |cd: &[f32], i: usize, out: &mut [f32]| {
+        let y = clean.labels[i];
+        for j in 0..per {
+            out[j] = (hidden_f(i, j) + cd[y * per + j]).clamp(lo[i * per + j], hi[i * per + j]);
+        }
+    };
     for pass in 0..opts.epochs {
         let t0 = std::time::Instant::now();
         let mut order: Vec<usize> = (0..n).collect();
@@ -188,9 +206,13 @@ pub fn em_refine(
         let (mut ce_sum, mut hits, mut seen) = (0.0, 0usize, 0usize);
         for chunk in order.chunks(opts.batch) {
             let labels = clean.batch_labels(chunk);
-            let mut xb: Vec<f32> = Vec::with_capacity(chunk.len() * per);
-            for &i in chunk {
-                xb.extend_from_slice(&cur[i * per..(i + 1) * per]);
+            let mut xb: Vec<f32> = vec![0.0; chunk.len() * per];
+            for (r, &i) in chunk.iter().enumerate() {
+                if opts.classwise {
+                    apply_class(&class_delta, i, &mut xb[r * per..(r + 1) * per]);
+                } else {
+                    xb[r * per..(r + 1) * per].copy_from_slice(&cur[i * per..(i + 1) * per]);
+                }
             }
             let shape = [chunk.len(), c, h, w];
             // 1. the surrogate learns from the images as they are now.
@@ -203,7 +225,6 @@ pub fn em_refine(
                 return Err(Error::msg(format!("em refinement: the surrogate's loss became {ce_v} in pass {}; lower --em-lr", pass + 1)));
             }
             let lv = logits.to_vec_f32()?;
-            let k = clean.classes;
             hits += labels.iter().enumerate().filter(|&(r, &y)| (0..k).all(|j| lv[r * k + j] <= lv[r * k + y])).count();
             ce_sum += ce_v * chunk.len() as f64;
             seen += chunk.len();
@@ -225,6 +246,26 @@ pub fn em_refine(
                     loss.backward()?;
                     let g = t.grad().ok_or_else(|| Error::msg("em refinement: no gradient reached the images"))?.to_vec_f32()?;
                     let step = opts.step_size as f32;
+                    if opts.classwise {
+                        let mut gsum = vec![0f32; k * per];
+                        for (r, &y) in labels.iter().enumerate() {
+                            for j in 0..per {
+                                gsum[y * per + j] += g[r * per + j];
+                            }
+                        }
+                        for y in labels.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+                            for j in 0..per {
+                                let gq = gsum[y * per + j];
+                                let s = gq.signum() * (gq != 0.0) as u8 as f32;
+                                let d = &mut class_delta[y * per + j];
+                                *d = (*d - step * s).clamp(-delta_bound, delta_bound);
+                            }
+                        }
+                        for (r, &i) in chunk.iter().enumerate() {
+                            apply_class(&class_delta, i, &mut xb[r * per..(r + 1) * per]);
+                        }
+                        continue;
+                    }
                     for (r, &i) in chunk.iter().enumerate() {
                         let base = i * per;
                         for j in 0..per {
@@ -239,6 +280,11 @@ pub fn em_refine(
                 cur[i * per..(i + 1) * per].copy_from_slice(&xb[r * per..(r + 1) * per]);
             }
             on_batch(chunk.len(), pass, hits as f64 / seen as f64);
+        }
+        if opts.classwise {
+            for i in 0..n {
+                apply_class(&class_delta, i, &mut cur[i * per..(i + 1) * per]);
+            }
         }
         let moved = cur.iter().zip(&hidden.images).map(|(&a, &b)| (a - b as f32 / 255.0).abs() as f64).sum::<f64>() / cur.len().max(1) as f64;
         let p = EmPass { ce: ce_sum / seen.max(1) as f64, acc: hits as f64 / seen.max(1) as f64, moved, seconds: t0.elapsed().as_secs_f64() };
