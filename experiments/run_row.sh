@@ -10,7 +10,9 @@
 #      victims on a class-balanced subset of this many images for screening, default 10000; `full` = all
 #      60,000), CM (countermeasures, default
 #      none,jpeg10,bit-depth-2), EPOCHS (default 10), TAG (added to the report name, e.g. resnet18 when the
-#      EVAL FLAGS pick another victim).
+#      EVAL FLAGS pick another victim), WEIGHTS (use this hiding network instead of training one, e.g. the
+#      shipped weights/hiding-fashion-mnist-align-sign.safetensors; STEPS and the train flags are then
+#      ignored), HIDE_FLAGS (extra flags of `deephide hide`, e.g. "--em-epochs 6 --em-classwise").
 # Writes RUNS/NAME/{hiding,protected (protected-SUBSET unless 10000),report} and copies the small outputs to experiments/reports/NAME/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,8 @@ SEED=${SEED:-0}; EVAL_SEED=${EVAL_SEED:-0}; SUBSET=${SUBSET:-10000}; CM=${CM:-no
 D=$RUNS/$NAME
 mkdir -p "$D"
 t0=$(date +%s)
-if [ ! -f "$D/hiding/hiding.safetensors" ]; then
+HW=${WEIGHTS:-$D/hiding/hiding.safetensors}
+if [ -z "${WEIGHTS:-}" ] && [ ! -f "$HW" ]; then
   # shellcheck disable=SC2086
   nice -n 10 "$B" train --data fashion-mnist --semantic single --secret-variants 1 --blocks 4 --steps "$STEPS" \
     --seed "$SEED" --out "$D/hiding" $EXTRA > "$D/train.log" 2>&1
@@ -30,8 +33,9 @@ t1=$(date +%s)
 P=$D/protected; [ "$SUBSET" = 10000 ] || P=$D/protected-$SUBSET
 if [ ! -f "$P/perturbation.json" ]; then
   HS=(); [ "$SUBSET" = full ] || HS=(--subset "$SUBSET")
-  nice -n 10 "$B" hide --weights "$D/hiding/hiding.safetensors" --data fashion-mnist --semantic single \
-    --secret-variants 1 --seed "$SEED" --eps 8/255 "${HS[@]}" --out "$P" > "$D/hide.log" 2>&1
+  # shellcheck disable=SC2086
+  nice -n 10 "$B" hide --weights "$HW" --data fashion-mnist --semantic single \
+    --secret-variants 1 --seed "$SEED" --eps 8/255 "${HS[@]}" ${HIDE_FLAGS:-} --out "$P" > "$D/hide.log" 2>&1
 fi
 t2=$(date +%s)
 REP=$D/report${TAG:+-$TAG}${EVAL_SEED:+-s$EVAL_SEED}-${SUBSET}
@@ -42,9 +46,14 @@ O=experiments/reports/$NAME
 mkdir -p "$O"
 PJ=perturbation.json; [ "$SUBSET" = 10000 ] || PJ=perturbation-$SUBSET.json
 cp "$P/perturbation.json" "$O/$PJ"
-tail -n 1 "$D/hiding/train_log.csv" > "$O/train_last_step.csv"
-grep -h "^trained" "$D/train.log" > "$O/train_summary.txt" || true
+if [ -z "${WEIGHTS:-}" ]; then
+  tail -n 1 "$D/hiding/train_log.csv" > "$O/train_last_step.csv"
+  grep -h "^trained" "$D/train.log" > "$O/train_summary.txt" || true
+else
+  echo "hiding network: $WEIGHTS (not trained by this row)" > "$O/train_summary.txt"
+fi
+grep -h "^em pass" "$D/hide.log" > "$O/em_passes.txt" || rm -f "$O/em_passes.txt"
 R=$(basename "$REP")
 cp "$REP/report.md" "$O/$R.md"; cp "$REP/report.json" "$O/$R.json"
-echo "$NAME train ${STEPS} steps $((t1-t0))s, hide $((t2-t1))s, evaluate $((t3-t2))s" >> "$O/wall_times.txt"
+echo "$NAME train ${WEIGHTS:+(given weights) }${STEPS} steps $((t1-t0))s, hide${HIDE_FLAGS:+ $HIDE_FLAGS} $((t2-t1))s, evaluate $((t3-t2))s" >> "$O/wall_times.txt"
 echo "done $NAME: $O"
