@@ -465,3 +465,26 @@ fn timing_1m_add_with_readback() {
         median_ms(add_rb)
     );
 }
+
+#[test]
+fn a_failed_dispatch_does_not_lose_the_batch() {
+    // Regression test: an invalid bind group used to be recorded into the shared batch, which invalidated
+    // the whole encoder: work recorded before it (here, and from other threads in concurrent use) was
+    // dropped and its outputs kept stale pool data.
+    let be = match WgpuBackend::new() {
+        Ok(be) => be,
+        Err(e) => return println!("skipped: {e}"),
+    };
+    let mut rng = Rng(9);
+    let (a, b) = (rng.vec(4096), rng.vec(4096));
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    let (ga, gb) = (be.upload(&a).unwrap(), be.upload(&b).unwrap());
+    let out = add_wgpu(&be, &ga, &gb).unwrap();
+    // Recorded, not yet submitted; now a dispatch with the wrong binding count fails validation.
+    let e = be.dispatch("elementwise.wgsl", "add", &[&ga], &[0; 112], 1).unwrap_err();
+    assert!(matches!(e, Error::Device(_)), "{e}");
+    assert_close("add recorded before a failed dispatch", &be.download(&out).unwrap(), &want);
+    // And work recorded after it still runs.
+    let out2 = add_wgpu(&be, &gb, &ga).unwrap();
+    assert_close("add recorded after a failed dispatch", &be.download(&out2).unwrap(), &want);
+}

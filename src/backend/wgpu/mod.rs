@@ -638,28 +638,34 @@ impl WgpuBackend {
             Some((lease, padded))
         };
         let what = format!("dispatching {shader}:{entry} over {workgroups} workgroups ({x}x{y}x{z})");
+        // The bind group is built and validated before anything goes into the shared batch: a command
+        // with an invalid bind group would invalidate the whole encoder, and with it the commands other
+        // threads recorded into the same batch (their outputs would silently keep stale pool data).
+        let bind_group = self.scoped(
+            || format!("binding the buffers of {shader}:{entry}"),
+            || {
+                let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+                    .iter()
+                    .map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.binding() })
+                    .collect();
+                if let Some((lease, bytes)) = &uniform {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: uniform_binding,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: lease.buffer(),
+                            offset: 0,
+                            size: NonZeroU64::new(bytes.len() as u64),
+                        }),
+                    });
+                }
+                self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &kernel.layout, entries: &entries })
+            },
+        )?;
         let timer = lock(&self.timing).as_mut().and_then(|t| t.next_pair(&format!("gpu {entry}")));
         self.record(what, |enc| {
-            let mut entries: Vec<wgpu::BindGroupEntry> = buffers
-                .iter()
-                .map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.binding() })
-                .collect();
             if let Some((lease, bytes)) = &uniform {
                 self.queue.write_buffer(lease.buffer(), 0, bytes);
-                entries.push(wgpu::BindGroupEntry {
-                    binding: uniform_binding,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: lease.buffer(),
-                        offset: 0,
-                        size: NonZeroU64::new(bytes.len() as u64),
-                    }),
-                });
             }
-            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout: &kernel.layout,
-                entries: &entries,
-            });
             let timestamp_writes = timer.as_ref().map(|(set, a, b)| wgpu::ComputePassTimestampWrites {
                 query_set: set,
                 beginning_of_pass_write_index: Some(*a),
