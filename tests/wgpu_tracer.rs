@@ -39,6 +39,17 @@ macro_rules! backend_or_skip {
     };
 }
 
+/// A fresh backend of the test's own (its counters and batch untouched by the tests running in
+/// parallel), or return after saying why there is none.
+macro_rules! own_backend_or_skip {
+    () => {
+        match WgpuBackend::new() {
+            Ok(be) => be,
+            Err(e) => return println!("skipped: {e}"),
+        }
+    };
+}
+
 /// SplitMix64: deterministic data without a rand dependency.
 struct Rng(u64);
 impl Rng {
@@ -358,10 +369,7 @@ fn errors_are_reported_not_panicked() {
 #[test]
 fn pool_and_pipeline_cache_reuse() {
     // A backend of its own, so that the other tests running in parallel do not touch its counters.
-    let be = match WgpuBackend::new() {
-        Ok(be) => be,
-        Err(e) => return println!("skipped: {e}"),
-    };
+    let be = own_backend_or_skip!();
     let mut rng = Rng(5);
     let (a, b) = (rng.vec(10_000), rng.vec(10_000));
     let ga = be.upload(&a).unwrap();
@@ -471,10 +479,7 @@ fn a_failed_dispatch_does_not_lose_the_batch() {
     // Regression test: an invalid bind group used to be recorded into the shared batch, which invalidated
     // the whole encoder: work recorded before it (here, and from other threads in concurrent use) was
     // dropped and its outputs kept stale pool data.
-    let be = match WgpuBackend::new() {
-        Ok(be) => be,
-        Err(e) => return println!("skipped: {e}"),
-    };
+    let be = own_backend_or_skip!();
     let mut rng = Rng(9);
     let (a, b) = (rng.vec(4096), rng.vec(4096));
     let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();

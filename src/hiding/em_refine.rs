@@ -260,10 +260,8 @@ pub fn em_refine(
                         }
                         for y in labels.iter().copied().collect::<std::collections::BTreeSet<_>>() {
                             for j in 0..per {
-                                let gq = gsum[y * per + j];
-                                let s = gq.signum() * (gq != 0.0) as u8 as f32;
                                 let d = &mut class_delta[y * per + j];
-                                *d = (*d - step * s).clamp(-delta_bound, delta_bound);
+                                *d = (*d - step * sign(gsum[y * per + j])).clamp(-delta_bound, delta_bound);
                             }
                         }
                         for (r, &i) in chunk.iter().enumerate() {
@@ -275,14 +273,15 @@ pub fn em_refine(
                         let base = i * per;
                         for j in 0..per {
                             let q = r * per + j;
-                            let s = g[q].signum() * (g[q] != 0.0) as u8 as f32;
-                            xb[q] = (xb[q] - step * s).clamp(lo[base + j], hi[base + j]);
+                            xb[q] = (xb[q] - step * sign(g[q])).clamp(lo[base + j], hi[base + j]);
                         }
                     }
                 }
             }
-            for (r, &i) in chunk.iter().enumerate() {
-                cur[i * per..(i + 1) * per].copy_from_slice(&xb[r * per..(r + 1) * per]);
+            if !opts.classwise {
+                for (r, &i) in chunk.iter().enumerate() {
+                    cur[i * per..(i + 1) * per].copy_from_slice(&xb[r * per..(r + 1) * per]);
+                }
             }
             on_batch(chunk.len(), pass, hits as f64 / seen as f64);
         }
@@ -304,4 +303,15 @@ pub fn em_refine(
     let images: Vec<u8> = cur.iter().zip(lo.iter().zip(&hi)).map(|(&v, (&a, &b))| crate::image_io::to_u8(v.clamp(a, b))).collect();
     let out = Dataset::new(hidden.name.clone(), images, hidden.labels.clone(), (c, h, w), hidden.classes)?;
     Ok((out, report))
+}
+
+/// The sign of a gradient component, 0 for 0 (a pixel the loss does not see stays where it is).
+fn sign(g: f32) -> f32 {
+    if g > 0.0 {
+        1.0
+    } else if g < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
 }
