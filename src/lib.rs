@@ -17,6 +17,7 @@ pub mod models;
 pub mod nn;
 pub mod optim;
 pub mod plot;
+pub mod poison;
 pub mod profile;
 pub mod progress;
 pub mod metrics;

@@ -27,6 +27,8 @@ enum Cmd {
     Train(cli::train::TrainArgs),
     /// Make a data set unlearnable with a trained network (or hide one image in another).
     Hide(cli::hide::HideArgs),
+    /// Make a data set unlearnable with a peer method (em, rem, tap, lsp, ar, ops, class-wise noise) or dh.
+    Poison(cli::poison::PoisonArgs),
     /// Recover the image hidden in a protected image and say which class it belongs to.
     Reveal(cli::hide::RevealArgs),
     /// Train victims on a (protected) training set under countermeasures; report clean test accuracy.
@@ -48,6 +50,7 @@ fn run(cli: Cli) -> deephide::Result<bool> {
         Cmd::Semantic(a) => cli::semantic::run(a),
         Cmd::Train(a) => cli::train::run(a),
         Cmd::Hide(a) => cli::hide::run(a),
+        Cmd::Poison(a) => cli::poison::run(a),
         Cmd::Reveal(a) => cli::hide::run_reveal(a),
         Cmd::Evaluate(a) => cli::evaluate::run(a),
         Cmd::TrainFeatures(a) => cli::train_features::run(a),

@@ -150,6 +150,8 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             Ok(true)
         }
         (Some(spec), None, None) => {
+            // A data set is written as a directory: refuse an unusable --out before the long work.
+            data::publish::check_output_dir(&a.out)?;
             let mut ds = data::load(spec, Split::Train)?;
             if let Some(n) = a.subset {
                 if n == 0 {
@@ -204,27 +206,6 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
                 protected = refined;
                 em_json = Some(rep.to_json(opts));
             }
-            std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
-            // Lossless image folder (folder:OUT reads it back), labels, and a binary copy in the source's
-            // family: IDX for one-channel data, CIFAR-10 batches for 32x32 RGB.
-            data::save(&format!("folder:{}", a.out.display()), &protected, Split::Train)?;
-            let mut labels = String::from("index,label\n");
-            for (i, l) in protected.labels.iter().enumerate() {
-                labels.push_str(&format!("{i},{l}\n"));
-            }
-            image_io::write_atomic(a.out.join("labels.csv"), labels.as_bytes())?;
-            if protected.channels == 1 {
-                data::save(&format!("idx:{}", a.out.display()), &protected, Split::Train)?;
-            } else if (protected.channels, protected.height, protected.width) == (3, 32, 32) && protected.classes <= 10 {
-                // CIFAR-10 binary batches: data_batch_1..5.bin, 10,000 records each (fewer when smaller).
-                let bytes = data::cifar::encode_records(&protected, data::cifar::Variant::Cifar10)?;
-                let rec = data::cifar::Variant::Cifar10.record_len();
-                let per = protected.len().div_ceil(5).max(1);
-                for (b, chunk) in bytes.chunks(per * rec).enumerate() {
-                    image_io::write_atomic(a.out.join(format!("data_batch_{}.bin", b + 1)), chunk)?;
-                }
-            }
-            write_preview(&net, &ds, &protected, &device, &a.out.join("preview.png"))?;
             let mut json = stats.to_json(eps);
             if let Some(e) = em_json {
                 json = json.trim_end().trim_end_matches('}').to_string() + &format!(", \"em_refine\": {e}}}\n");
@@ -235,7 +216,10 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
                 json = json.trim_end().trim_end_matches('}').to_string()
                     + &format!(", \"intra_class_cosine\": {{\"plain\": {plain:.6}, \"centred\": {centred:.6}}}}}\n");
             }
-            image_io::write_atomic(a.out.join("perturbation.json"), json.as_bytes())?;
+            // The folder (folder:OUT reads it back), labels, classes, a binary copy in the source's family,
+            // the preview and perturbation.json, assembled aside and renamed into place as a whole.
+            let grid = preview_grid(&net, &ds, &protected, &device)?;
+            data::publish::write_set(&a.out, &data::publish::Publication { data: &protected, perturbation_json: json, preview: Some((&grid.0, grid.1)), apbench: false })?;
             println!("{}", stats.summary());
             println!("wrote {} (folder:{} reads it back; perturbation.json, labels.csv, preview.png)", a.out.display(), a.out.display());
             Ok(true)
@@ -309,22 +293,19 @@ pub fn run_reveal(a: RevealArgs) -> deephide::Result<bool> {
 
 /// One image per class (up to 10): rows are the clean image, the protected image, the perturbation
 /// (amplified 10x around grey) and the secret revealed from the protected image.
-fn write_preview(net: &hiding::InvertibleHiding, clean: &data::Dataset, protected: &data::Dataset, device: &Device, path: &std::path::Path) -> deephide::Result<()> {
+fn preview_grid(net: &hiding::InvertibleHiding, clean: &data::Dataset, protected: &data::Dataset, device: &Device) -> deephide::Result<(Tensor, usize)> {
     let mut idx = Vec::new();
     for y in 0..clean.classes.min(10) {
         if let Some(i) = clean.labels.iter().position(|&l| l == y) {
             idx.push(i);
         }
     }
-    let c = clean.batch(&idx)?;
     let p = protected.batch(&idx)?;
-    let d = p.sub(&c)?.mul_scalar(10.0)?.add_scalar(0.5)?.clamp(0.0, 1.0)?;
     let (n, ch, h, w) = (idx.len(), clean.channels, clean.height, clean.width);
     let z = Tensor::zeros(&[n, 4 * ch, h / 2, w / 2], DType::F32);
     let (_, r) = no_grad(|| net.reveal(&p.to_device(device)?, &z.to_device(device)?))?;
     let r = r.to_device(&Device::Cpu)?.clamp(0.0, 1.0)?;
-    let grid = Tensor::concat(&[&c, &p, &d, &r], 0)?;
-    image_io::write_tensor_grid(path, &grid, n)
+    super::poison::preview_grid(clean, protected, &[r])
 }
 
 /// Mean cosine similarity of same-class perturbation embeddings over a class-balanced sample of up to 50

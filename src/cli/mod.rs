@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod gradcheck;
 pub mod hide;
 pub mod make_subset;
+pub mod poison;
 pub mod kernels;
 pub mod profile;
 pub mod semantic;

@@ -5,6 +5,7 @@ pub mod bundled;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod publish;
 pub mod source;
 pub mod spec;
 

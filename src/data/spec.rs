@@ -6,6 +6,7 @@
 //! | `cifar100:DIR` | CIFAR-100 binary version (`train.bin`, `test.bin`), fine labels |
 //! | `idx:DIR` | MNIST-style IDX files, gzip or raw (`train-images-idx3-ubyte[.gz]`, `t10k-...`) |
 //! | `folder:DIR` | image folders `DIR/{train,test}/<class>/*.png|jpg` |
+//! | `pngs:DIR` | `DIR/<index>.png` + `DIR/labels.txt` (APBench's poison layout; training split only) |
 //! | `default` | the bundled Fashion-MNIST subset (6,000 + 1,000 images, compiled in) |
 //! | `fashion-mnist` | the full Fashion-MNIST from `/usr/share/datasets/fashion-mnist` |
 
@@ -37,13 +38,15 @@ pub enum DataSpec {
     Cifar100(PathBuf),
     Idx(PathBuf),
     Folder(PathBuf),
+    /// `DIR/<index>.png` and `DIR/labels.txt`: how APBench and Image-Shortcut-Squeezing store poisons.
+    Pngs(PathBuf),
     /// The bundled Fashion-MNIST subset.
     Default,
     /// The full Fashion-MNIST installed by Debian's `dataset-fashion-mnist`.
     FashionMnist,
 }
 
-pub const SPEC_HELP: &str = "cifar10:DIR, cifar100:DIR, idx:DIR, folder:DIR, default (bundled Fashion-MNIST subset) or fashion-mnist (full set, installed)";
+pub const SPEC_HELP: &str = "cifar10:DIR, cifar100:DIR, idx:DIR, folder:DIR, pngs:DIR, default (bundled Fashion-MNIST subset) or fashion-mnist (full set, installed)";
 
 impl DataSpec {
     pub fn parse(s: &str) -> Result<DataSpec> {
@@ -64,6 +67,7 @@ impl DataSpec {
             "cifar100" => Ok(DataSpec::Cifar100(p)),
             "idx" => Ok(DataSpec::Idx(p)),
             "folder" => Ok(DataSpec::Folder(p)),
+            "pngs" => Ok(DataSpec::Pngs(p)),
             _ => Err(Error::msg(format!("unknown data format `{kind}` in SPEC `{s}`: expected {SPEC_HELP}"))),
         }
     }
@@ -74,6 +78,10 @@ impl DataSpec {
             DataSpec::Cifar100(p) => cifar::load(p, cifar::Variant::Cifar100, split),
             DataSpec::Idx(p) => idx::load_dir(p, split),
             DataSpec::Folder(p) => folder::load(p, split),
+            DataSpec::Pngs(p) => match split {
+                Split::Train => super::publish::read_pngs(p),
+                Split::Test => Err(Error::format(p, "pngs:DIR holds a training set only; give the test set as another SPEC")),
+            },
             DataSpec::Default => bundled::subset(split),
             DataSpec::FashionMnist => bundled::full(split),
         }
@@ -84,6 +92,7 @@ impl DataSpec {
         match self {
             DataSpec::Idx(p) => idx::write_dir(p, ds, split),
             DataSpec::Folder(p) => folder::write_dir(p, ds, split),
+            DataSpec::Pngs(p) if split == Split::Train => super::publish::write_pngs(p, ds),
             other => Err(Error::msg(format!("cannot write data as `{other}`: output SPECs are idx:DIR and folder:DIR"))),
         }
     }
@@ -97,6 +106,7 @@ impl fmt::Display for DataSpec {
             DataSpec::Cifar100(p) => write!(f, "cifar100:{}", show(p)),
             DataSpec::Idx(p) => write!(f, "idx:{}", show(p)),
             DataSpec::Folder(p) => write!(f, "folder:{}", show(p)),
+            DataSpec::Pngs(p) => write!(f, "pngs:{}", show(p)),
             DataSpec::Default => write!(f, "default"),
             DataSpec::FashionMnist => write!(f, "fashion-mnist"),
         }

@@ -7,7 +7,6 @@
 //! countermeasure's randomness all derive from `--seed` (plus the run index for `--seeds N`), so a report can
 //! be reproduced exactly on the CPU.
 
-pub mod baseline;
 pub mod json;
 pub mod projection;
 pub mod report;
@@ -25,7 +24,8 @@ use crate::rng::Rng;
 use crate::train::{self, Augment, Pgd, TrainConfig};
 use crate::{Error, Result};
 
-pub use baseline::classwise_noise;
+/// The class-wise noise reference (`--baseline classwise-noise`), the `classwise-noise` method of `poison`.
+pub use crate::poison::classwise_noise::poison as classwise_noise;
 pub use projection::{orthogonal_projection, ProjectionConfig};
 pub use report::{write_report, EvalReport};
 

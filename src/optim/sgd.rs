@@ -48,6 +48,27 @@ impl Sgd {
         self
     }
 
+    /// Momentum buffers for checkpoints: one per parameter, `None` before its first update.
+    pub fn export_state(&self) -> Vec<Option<Tensor>> {
+        self.bufs.clone()
+    }
+
+    /// Restore what [`Sgd::export_state`] returned (same parameter order and shapes).
+    pub fn import_state(&mut self, state: Vec<Option<Tensor>>) -> Result<()> {
+        if state.len() != self.params.len() {
+            return Err(Error::msg(format!("Sgd state has {} entries for {} parameters", state.len(), self.params.len())));
+        }
+        for (i, (p, b)) in self.params.iter().zip(&state).enumerate() {
+            if let Some(b) = b {
+                if b.shape() != p.shape() {
+                    return Err(Error::msg(format!("Sgd state {i} has shape {:?}, its parameter {:?}", b.shape(), p.shape())));
+                }
+            }
+        }
+        self.bufs = state;
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         check_hyper(
             "Sgd",
