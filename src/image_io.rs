@@ -85,6 +85,30 @@ fn check_channels(c: usize) -> Result<()> {
     }
 }
 
+// ------------------------------------------------------------------------------------------------ limits
+
+/// Largest image (width x height) any decoder accepts: 64 Mpixel by default (8,000 x 8,000), or the value
+/// of the environment variable `DEEPHIDE_MAX_PIXELS`. Headers are checked against it before any pixel
+/// buffer is allocated, so a 500-byte file that declares 65,000 x 65,000 pixels costs nothing.
+pub fn max_pixels() -> usize {
+    std::env::var("DEEPHIDE_MAX_PIXELS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&v| v > 0).unwrap_or(64 << 20)
+}
+
+/// Refuse a declared size above [`max_pixels`] (or an empty one).
+pub fn check_declared_size(path: &Path, kind: &str, width: usize, height: usize) -> Result<()> {
+    let limit = max_pixels();
+    if width == 0 || height == 0 {
+        return Err(Error::format(path, format!("{kind} declares an empty image ({width}x{height})")));
+    }
+    if width.saturating_mul(height) > limit {
+        return Err(Error::format(
+            path,
+            format!("{kind} declares {width}x{height} pixels, above the limit of {limit} (set DEEPHIDE_MAX_PIXELS to raise it)"),
+        ));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------------------------------------------ PNG
 
 /// Encode as an 8-bit gray or RGB PNG. Deterministic: the same image gives the same bytes.
@@ -108,9 +132,13 @@ pub fn encode_png(img: &Image8) -> Result<Vec<u8>> {
 pub fn decode_png(bytes: &[u8], path: impl AsRef<Path>) -> Result<Image8> {
     let path = path.as_ref();
     let bad = |e: png::DecodingError| Error::format(path, format!("not a readable PNG: {e}"));
-    let mut dec = png::Decoder::new(BufReader::new(Cursor::new(bytes)));
+    let mut dec = png::Decoder::new_with_limits(BufReader::new(Cursor::new(bytes)), png::Limits { bytes: max_pixels().saturating_mul(8) });
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(bad)?;
+    {
+        let info = reader.info();
+        check_declared_size(path, "PNG", info.width as usize, info.height as usize)?;
+    }
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| Error::format(path, "PNG image is too large"))?;

@@ -56,7 +56,7 @@ pub struct EvaluateArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 0.1)]
     lr: f64,
-    /// cpu (victim training has CPU kernels only for now).
+    /// Where the victims train: cpu, cuda, cuda:N, cuda-emu, wgpu or auto.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output directory for report.md, report.json and chart.png.

@@ -165,6 +165,7 @@ pub fn run(a: PoisonArgs) -> deephide::Result<bool> {
     }
     // Every check that can fail runs before the long work.
     publish::check_output_dir(&out)?;
+    let _lock = publish::OutputLock::acquire(&out)?;
     let state = poison::resume::state_path(&out);
     if method.resumable() {
         if a.resume && !state.is_file() {

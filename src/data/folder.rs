@@ -51,6 +51,11 @@ pub fn decode_png(path: &Path) -> Result<Decoded> {
 pub fn decode_jpeg(path: &Path) -> Result<Decoded> {
     let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut dec = jpeg_decoder::Decoder::new(BufReader::new(f));
+    // The header first: the declared size is checked before the decoder allocates for it.
+    dec.read_info().map_err(|e| Error::format(path, format!("cannot decode JPEG: {e}")))?;
+    let declared = dec.info().ok_or_else(|| Error::format(path, "JPEG has no image info"))?;
+    crate::image_io::check_declared_size(path, "JPEG", declared.width as usize, declared.height as usize)?;
+    dec.set_max_decoding_buffer_size(crate::image_io::max_pixels().saturating_mul(4));
     let pixels = dec.decode().map_err(|e| Error::format(path, format!("cannot decode JPEG: {e}")))?;
     let info = dec.info().ok_or_else(|| Error::format(path, "JPEG has no image info"))?;
     let (h, w) = (info.height as usize, info.width as usize);
@@ -127,6 +132,11 @@ fn names_of(dirs: &[PathBuf]) -> Vec<String> {
 pub fn load(root: &Path, split: Split) -> Result<Dataset> {
     if !root.is_dir() {
         return Err(Error::format(root, "not a directory (folder:DIR needs DIR/<class>/*.png or DIR/train/<class>/...)"));
+    }
+    // A deephide output is complete once perturbation.json is there (it is written last); labels.csv
+    // without it is a set whose writing was interrupted.
+    if root.join("labels.csv").is_file() && root.join("train").is_dir() && !root.join("perturbation.json").is_file() {
+        return Err(Error::format(root, "is an incomplete deephide output (labels.csv but no perturbation.json): its writing was interrupted; run hide or poison again"));
     }
     let train_dir = split_dir(root, Split::Train)?;
     let classes = names_of(&class_dirs(&train_dir)?);

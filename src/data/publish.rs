@@ -133,6 +133,68 @@ pub fn check_output_dir(out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An exclusive claim on an output path for the length of a run: a second run writing the same `--out`
+/// is refused ("in use") instead of silently racing the first. The claim is a sibling file
+/// `.NAME.lock` holding the owner's process id; one left by a killed process is taken over.
+pub struct OutputLock {
+    path: PathBuf,
+}
+
+impl OutputLock {
+    pub fn acquire(out: &Path) -> Result<OutputLock> {
+        let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+        let path = parent_of(out).join(format!(".{name}.lock"));
+        for _ in 0..3 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(OutputLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    match owner {
+                        Some(pid) if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() => {
+                            return Err(Error::msg(format!(
+                                "--out {} is in use by another deephide run (process {pid}, lock {}); wait for it or choose another --out",
+                                out.display(),
+                                path.display()
+                            )));
+                        }
+                        // A stale claim (its process is gone) or an unreadable one: take it over.
+                        _ => {
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::msg(format!("cannot claim --out {} (lock {})", out.display(), path.display())))
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Refuse a single-file `--out` that is not a regular file (a device node such as /dev/full, a directory,
+/// a socket): writing it would replace or misuse it. Its directory must exist.
+pub fn check_output_file(out: &Path) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(out) {
+        if !m.is_file() {
+            return Err(Error::msg(format!("--out {} exists and is not a regular file; give a new file name", out.display())));
+        }
+    }
+    let parent = parent_of(out);
+    if !parent.is_dir() {
+        return Err(Error::msg(format!("--out {}: the directory {} does not exist", out.display(), parent.display())));
+    }
+    Ok(())
+}
+
 fn parent_of(out: &Path) -> PathBuf {
     match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -145,9 +207,27 @@ fn tmp_sibling(out: &Path, tag: &str) -> PathBuf {
     parent_of(out).join(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
+/// Leftovers of an earlier run into `out` that was killed (`.OUT.tmp-PID`, `.OUT.old-PID` of a process that
+/// no longer runs): removed, so reruns do not pile them up.
+pub fn remove_stale_leftovers(out: &Path) {
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let Ok(entries) = fs::read_dir(parent_of(out)) else { return };
+    for e in entries.flatten() {
+        let f = e.file_name().to_string_lossy().to_string();
+        for tag in ["tmp", "old"] {
+            if let Some(pid) = f.strip_prefix(&format!(".{name}.{tag}-")).and_then(|p| p.parse::<u32>().ok()) {
+                if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
+
 /// Write the published set to `out` (see the module docs).
 pub fn write_set(out: &Path, p: &Publication) -> Result<()> {
     check_output_dir(out)?;
+    remove_stale_leftovers(out);
     let ds = p.data;
     let tmp = tmp_sibling(out, "tmp");
     if tmp.exists() {
@@ -163,7 +243,8 @@ pub fn write_set(out: &Path, p: &Publication) -> Result<()> {
         write_file(&tmp.join("labels.csv"), labels.as_bytes())?;
         let classes: String = (0..ds.classes).map(|k| format!("{}\n", folder::class_folder_name(k, ds.classes))).collect();
         write_file(&tmp.join("classes.txt"), classes.as_bytes())?;
-        if ds.channels == 1 {
+        // IDX labels are one byte: more than 256 classes get the image folder only.
+        if ds.channels == 1 && ds.classes <= 256 {
             idx::write_dir(&tmp, ds, Split::Train)?;
         } else if (ds.channels, ds.height, ds.width) == (3, 32, 32) && ds.classes <= 10 {
             // CIFAR-10 binary batches: data_batch_1..5.bin, the records split evenly.

@@ -387,8 +387,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<EvalReport> {
     let names = registry::parse_list(&cfg.countermeasures)?;
     let cms: Vec<(String, Countermeasure)> =
         names.iter().map(|n| registry::by_name(n).map(|c| (n.to_string(), c))).collect::<Result<_>>()?;
-    std::fs::create_dir_all(&cfg.report_dir).map_err(|e| Error::io(&cfg.report_dir, e))?;
+    // The data first: an unreadable set must not leave an empty report directory behind.
     let sets = prepare_sets(cfg)?;
+    std::fs::create_dir_all(&cfg.report_dir).map_err(|e| Error::io(&cfg.report_dir, e))?;
     let mut rep = EvalReport::new(cfg, &sets);
     write_report(&rep, &cfg.report_dir)?;
     for (name, cm) in &cms {

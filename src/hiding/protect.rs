@@ -93,6 +93,13 @@ pub fn protect_dataset(
         let cover = data.batch(&idx)?;
         let secret = pool.batch(&items)?;
         let stego = no_grad(|| net.hide(&cover.to_device(device)?, &secret.to_device(device)?))?.stego.to_vec_f32()?;
+        if let Some(i) = stego.iter().position(|v| !v.is_finite()) {
+            return Err(Error::msg(format!(
+                "the hiding network produced a non-finite value for image {} of {}; nothing is published (check the weights)",
+                start + i / per,
+                data.name
+            )));
+        }
         let cv = cover.to_vec_f32()?;
         for k in 0..idx.len() {
             let (co, st) = (&cv[k * per..(k + 1) * per], &stego[k * per..(k + 1) * per]);

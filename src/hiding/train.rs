@@ -291,6 +291,41 @@ fn save_checkpoint(path: &Path, net: &InvertibleHiding, opt: &Adam, step: usize,
     crate::safetensors_io::save(path, &tensors, &all, SaveDType::F32)
 }
 
+/// Keep the header and the rows of steps up to `step` of a training log (rewritten atomically).
+fn truncate_log(csv: &Path, step: usize) -> Result<()> {
+    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let mut kept = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let keep = i == 0 || line.split(',').next().and_then(|s| s.trim().parse::<usize>().ok()).is_some_and(|s| s <= step);
+        if keep {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if kept.len() != text.len() {
+        crate::image_io::write_atomic(csv, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Temporary files of atomic writes (`.NAME.tmp-PID-N` or `.NAME.tmpPID`) left in `dir` by a process that
+/// was killed: removed when that process no longer runs.
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.starts_with('.') {
+            continue;
+        }
+        let pid = name.rsplit_once(".tmp").and_then(|(_, rest)| rest.trim_start_matches('-').split('-').next().and_then(|p| p.parse::<u32>().ok()));
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Load a checkpoint into `net` and `opt`; returns (step, lr, rng).
 fn load_checkpoint(path: &Path, net: &InvertibleHiding, opt: &mut Adam) -> Result<(usize, f64, Rng)> {
     let (loaded, mut w) = weights::load(path)?;
@@ -408,12 +443,24 @@ pub fn train(
     let mut lr = opts.lr;
     if let Some(path) = resume {
         (step, lr, rng) = load_checkpoint(path, net, &mut opt)?;
+        if step > opts.steps {
+            return Err(Error::msg(format!(
+                "the checkpoint {} is at step {step}, past --steps {}; give --steps larger than {step} to train on",
+                path.display(),
+                opts.steps
+            )));
+        }
         eprintln!("resumed from {} at step {step}, lr {lr:.3e}", path.display());
     }
     let mut csv = match out {
         Some(o) => {
             std::fs::create_dir_all(&o.dir).map_err(|e| Error::io(&o.dir, e))?;
+            remove_stale_temp_files(&o.dir);
             let fresh = resume.is_none() || !o.csv().exists();
+            if !fresh {
+                // Rows logged after the checkpoint (a run killed between checkpoints) are redone: drop them.
+                truncate_log(&o.csv(), step)?;
+            }
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(!fresh)

@@ -33,10 +33,33 @@ fn infer_config(path: &Path, w: &safetensors_io::Weights) -> Result<HidingConfig
 /// Load weights (f32, f16 or bf16) into a new network; the config comes from the metadata, or from the
 /// tensor names and shapes when there is none. Missing, unexpected and mis-shaped tensors are errors.
 /// Keys under `optim.` (a training checkpoint's optimizer state) are left in the returned `Weights`.
+///
+/// Checked before anything is built: the file is a hiding network (not another model's weights), the
+/// metadata agrees with the tensors it holds (so absurd values such as a million blocks are refused
+/// without allocating them), and every parameter is finite (one NaN would make every published pixel 0).
 pub fn load(path: &Path) -> Result<(InvertibleHiding, safetensors_io::Weights)> {
     let mut w = safetensors_io::load(path)?;
+    if let Some(m) = w.metadata.get("deephide.model") {
+        if m != "invertible_hiding" {
+            return Err(Error::format(path, format!("holds a `{m}` model, not a hiding network (deephide.model = {m})")));
+        }
+    }
     let inferred = infer_config(path, &w)?;
-    let cfg = HidingConfig::from_metadata(&w.metadata, &inferred)?;
+    let cfg = HidingConfig::from_metadata(&w.metadata, &inferred).map_err(|e| Error::format(path, e.to_string()))?;
+    for (what, meta, tensors) in [("blocks", cfg.blocks, inferred.blocks), ("channels", cfg.channels, inferred.channels), ("growth", cfg.growth, inferred.growth)] {
+        if meta != tensors {
+            return Err(Error::format(path, format!("metadata says {what} = {meta} but the tensors hold {tensors}")));
+        }
+    }
+    for (k, t) in &w.tensors {
+        if k.starts_with("optim.") {
+            continue;
+        }
+        let v = t.to_vec_f32()?;
+        if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite() || x.abs() > 1e6) {
+            return Err(Error::format(path, format!("tensor `{k}` has a non-finite or absurd value {x} at element {i}; the weights are corrupt")));
+        }
+    }
     let net = InvertibleHiding::new(cfg, 0)?;
     crate::no_grad(|| -> Result<()> {
         for (name, p) in net.named_parameters() {

@@ -143,6 +143,7 @@ impl WgpuBackend {
     /// Open the adapter chosen by the environment (see module docs) and create a device with the adapter's
     /// full limits. No adapter, or a device request that fails, is `Error::Device` with the reason.
     pub fn new() -> Result<Arc<WgpuBackend>> {
+        private_runtime_dir();
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
@@ -737,5 +738,26 @@ impl WgpuBackend {
             t.after_submit(&self.device);
         }
         res
+    }
+}
+
+/// Mesa complains on every run ("XDG_RUNTIME_DIR is invalid") when the variable is unset or names no
+/// directory; give the process a private 0700 directory then, as a desktop session would.
+fn private_runtime_dir() {
+    let ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if ok {
+        return;
+    }
+    // One directory shared by this user's runs (not one per process: nothing would remove them).
+    let dir = std::env::temp_dir().join("deephide-runtime");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        // SAFETY: set before wgpu and Mesa start their threads; this process's other threads (rayon's
+        // workers) never read the environment.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
