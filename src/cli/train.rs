@@ -157,6 +157,19 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
     if ds.height % 2 != 0 || ds.width % 2 != 0 {
         return Err(Error::msg(format!("images are {}x{}: the Haar transform needs even height and width", ds.height, ds.width)));
     }
+    // Options that cannot work with this data are refused by name, not silently adjusted.
+    let max_levels = (1..=16).take_while(|&l| ds.height % (1 << l) == 0 && ds.width % (1 << l) == 0).last().unwrap_or(0);
+    if a.w_highfreq > 0.0 && a.highfreq_levels > max_levels {
+        return Err(Error::msg(format!(
+            "--highfreq-levels {} does not fit {}x{} images: at most {max_levels} Haar levels divide them",
+            a.highfreq_levels, ds.height, ds.width
+        )));
+    }
+    for (name, v) in [("--em-width", a.em_width), ("--batch", a.batch), ("--blocks", a.blocks), ("--growth", a.growth), ("--secret-variants", a.secret_variants)] {
+        if v == 0 {
+            return Err(Error::msg(format!("{name} must be at least 1")));
+        }
+    }
     let src = SemanticSource::parse(&a.semantic, a.seed)?;
     eprintln!("data {}: {} images {}x{}x{}, {} classes; secrets: {}", a.data, ds.len(), ds.channels, ds.height, ds.width, ds.classes, src.spec());
     let pool = SecretPool::new(&src, ds.classes, a.secret_variants, (ds.channels, ds.height, ds.width))?;
