@@ -86,17 +86,9 @@ pub struct HideArgs {
     features: Option<PathBuf>,
 }
 
-/// `8/255`, `0.03` or `0`.
+/// `8/255`, `0.03` or `0` (see [`deephide::poison::budget::parse_budget`]).
 pub fn parse_eps(s: &str) -> deephide::Result<f64> {
-    let bad = || Error::msg(format!("bad --eps `{s}`: expected a number or a fraction like 8/255"));
-    let v = match s.split_once('/') {
-        Some((a, b)) => a.trim().parse::<f64>().map_err(|_| bad())? / b.trim().parse::<f64>().map_err(|_| bad())?,
-        None => s.trim().parse::<f64>().map_err(|_| bad())?,
-    };
-    if !(0.0..=1.0).contains(&v) {
-        return Err(Error::msg(format!("--eps {s} is outside [0, 1]")));
-    }
-    Ok(v)
+    deephide::poison::budget::parse_budget(s, "--eps")
 }
 
 fn load_png_tensor(path: &PathBuf) -> deephide::Result<Tensor> {

@@ -49,8 +49,13 @@ pub fn decode_png(path: &Path) -> Result<Decoded> {
 
 /// Decode a baseline or progressive JPEG file.
 pub fn decode_jpeg(path: &Path) -> Result<Decoded> {
-    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut dec = jpeg_decoder::Decoder::new(BufReader::new(f));
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_jpeg_bytes(&bytes, path)
+}
+
+/// Decode JPEG bytes; `path` only names the source in errors.
+pub fn decode_jpeg_bytes(bytes: &[u8], path: &Path) -> Result<Decoded> {
+    let mut dec = jpeg_decoder::Decoder::new(BufReader::new(bytes));
     // The header first: the declared size is checked before the decoder allocates for it.
     dec.read_info().map_err(|e| Error::format(path, format!("cannot decode JPEG: {e}")))?;
     let declared = dec.info().ok_or_else(|| Error::format(path, "JPEG has no image info"))?;

@@ -109,6 +109,30 @@ impl BudgetReport {
     }
 }
 
+/// A budget given as a number or a fraction of two numbers (`8/255`, `0.03`, `0`), in [0, 1]; `what` names
+/// the option in errors. NaN, infinities, a zero denominator and anything outside [0, 1] are refused.
+pub fn parse_budget(s: &str, what: &str) -> Result<f64> {
+    let bad = || Error::msg(format!("bad {what} `{s}`: expected a number or a fraction like 8/255"));
+    let num = |t: &str| -> Result<f64> {
+        let v: f64 = t.trim().parse().map_err(|_| bad())?;
+        if v.is_finite() { Ok(v) } else { Err(bad()) }
+    };
+    let v = match s.split_once('/') {
+        Some((a, b)) => {
+            let d = num(b)?;
+            if d == 0.0 {
+                return Err(bad());
+            }
+            num(a)? / d
+        }
+        None => num(s)?,
+    };
+    if !(0.0..=1.0).contains(&v) {
+        return Err(Error::msg(format!("{what} {s} is outside [0, 1]")));
+    }
+    Ok(v)
+}
+
 /// Whole u8 levels an L-inf budget allows (8/255 -> 8; a hair below a level counts as that level).
 pub fn linf_levels(eps: f64) -> i32 {
     (eps * 255.0 + 1e-6).floor().max(0.0) as i32

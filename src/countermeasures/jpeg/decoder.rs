@@ -279,6 +279,10 @@ pub fn decode(data: &[u8]) -> Result<JpegImage> {
                 if height == 0 || width == 0 {
                     return Err(err(format!("unsupported size {width}x{height} (a DNL height is not supported)")));
                 }
+                // Coefficients are allocated from the declared size: refuse one above the pixel limit.
+                if width * height > crate::image_io::max_pixels() {
+                    return Err(err(format!("declares {width}x{height} pixels, above the limit of {} (DEEPHIDE_MAX_PIXELS)", crate::image_io::max_pixels())));
+                }
                 if !(nc == 1 || nc == 3) || seg.len() < 6 + 3 * nc {
                     return Err(err(format!("{nc} components: only grayscale (1) or YCbCr/RGB (3) are supported")));
                 }
