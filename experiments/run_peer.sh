@@ -37,9 +37,13 @@ else
 fi
 t1=$(date +%s)
 REP=$D/report${TAG:+-$TAG}-s$EVAL_SEED-$(echo "$CM" | tr ',' '+')
+if grep -q '"complete": true' "$REP/report.json" 2>/dev/null; then
+  echo "$METHOD $CM ${TAG:-}: report exists, not rerun"
+else
 nice -n 10 "$B" evaluate --train "$TRAIN" --test fashion-mnist --countermeasures "$CM" --epochs "$EPOCHS" \
   --seed "$EVAL_SEED" --seeds "$SEEDS" --report "$REP" --quiet "${SUB[@]}" "$@" > "$REP.log" 2>&1
+echo "$METHOD evaluate $CM ${TAG:-small-cnn} seeds $SEEDS: $(( $(date +%s) - t1 ))s" >> "$O/wall_times.txt"
+fi
 R=$(basename "$REP")
 cp "$REP/report.md" "$O/$R.md"; cp "$REP/report.json" "$O/$R.json"
-echo "$METHOD evaluate $CM ${TAG:-small-cnn} seeds $SEEDS: $(( $(date +%s) - t1 ))s" >> "$O/wall_times.txt"
 echo "done $METHOD $CM ${TAG:-}"

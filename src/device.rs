@@ -86,6 +86,7 @@ impl Device {
             Device::Cpu => "cpu".to_string(),
             #[cfg(feature = "cuda")]
             Device::Cuda(be) if be.is_emulated() => "cuda-emu".to_string(),
+            #[cfg(feature = "cuda")]
             Device::Cuda(be) => format!("cuda:{}", be.ordinal()),
             #[cfg(feature = "wgpu")]
             Device::Wgpu(_) => "wgpu".to_string(),
