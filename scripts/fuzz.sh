@@ -10,9 +10,16 @@ TARGETS=${*:-idx cifar png jpeg safetensors hiding_weights metadata spec_and_bud
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 bash tests/fuzz/seeds.sh
+failed=""
 for t in $TARGETS; do
   mkdir -p "tests/fuzz/corpus/$t"
-  cargo +nightly fuzz run --fuzz-dir tests/fuzz "$t" "tests/fuzz/corpus/$t" "tests/fuzz/seeds/$t" -- \
-    -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 -malloc_limit_mb=512 -print_final_stats=1 2>&1 \
-    | grep -E "stat::number_of_executed_units|Done|ERROR|SUMMARY|crash-" | sed "s/^/$t: /"
+  # A crash ends that target's run (its input is kept under tests/fuzz/artifacts/); the others still run.
+  if ! cargo +nightly fuzz run --fuzz-dir tests/fuzz "$t" "tests/fuzz/corpus/$t" "tests/fuzz/seeds/$t" -- \
+    -max_total_time="$SECONDS_EACH" -rss_limit_mb=1024 -malloc_limit_mb=512 -print_final_stats=1 > "tests/fuzz/$t.log" 2>&1; then
+    failed="$failed $t"
+  fi
+  grep -E "stat::number_of_executed_units|ERROR|SUMMARY|panicked|crash-" "tests/fuzz/$t.log" | sed "s/^/$t: /" || true
 done
+[ -z "$failed" ] || { echo "crashes in:$failed (inputs in tests/fuzz/artifacts/)"; exit 1; }
+echo "no crash in: $TARGETS"
+

@@ -71,8 +71,11 @@ pub fn parse_idx(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
     }
     let dims: Vec<usize> =
         (0..nd).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let per: usize = dims[1..].iter().product();
-    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| Error::format(path, format!("IDX dimensions {dims:?} overflow")))?;
+    // Checked products: the dimensions come from the file (found by fuzzing: an unchecked product of the
+    // record dimensions overflowed).
+    let overflow = || Error::format(path, format!("IDX dimensions {dims:?} overflow"));
+    let per = dims[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
+    let want = per.checked_mul(dims[0]).ok_or_else(overflow)?;
     let have = bytes.len() - header;
     if have < want {
         let rec = have.checked_div(per).unwrap_or(0);

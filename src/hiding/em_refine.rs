@@ -28,7 +28,7 @@ use crate::nn::module::Module;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::train::pgd::Frozen;
+use crate::train::pgd::{sign, Frozen};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -305,13 +305,3 @@ pub fn em_refine(
     Ok((out, report))
 }
 
-/// The sign of a gradient component, 0 for 0 (a pixel the loss does not see stays where it is).
-fn sign(g: f32) -> f32 {
-    if g > 0.0 {
-        1.0
-    } else if g < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}

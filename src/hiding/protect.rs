@@ -6,7 +6,7 @@ use super::model::InvertibleHiding;
 use super::train::SecretPool;
 use crate::data::Dataset;
 use crate::device::Device;
-use crate::metrics::{delta_norms, psnr, ssim, Summary};
+use crate::metrics::{psnr, Summary};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
 use crate::{no_grad, Error, Result};
@@ -135,20 +135,8 @@ pub fn measure_protected(
     }
     let (c, h, w) = (clean.channels, clean.height, clean.width);
     let per = c * h * w;
-    let mut stats = PerturbationStats::default();
-    let mut at_budget = 0usize;
-    for i in 0..clean.len() {
-        let co: Vec<f32> = clean.image(i).iter().map(|&b| b as f32 / 255.0).collect();
-        let pf: Vec<f32> = protected.image(i).iter().map(|&b| b as f32 / 255.0).collect();
-        stats.psnr.add(psnr(&co, &pf));
-        stats.ssim.add(ssim(&co, &pf, c, h, w));
-        let (l2, linf) = delta_norms(&pf, &co);
-        stats.l2.add(l2);
-        stats.linf.add(linf);
-        if eps > 0.0 {
-            at_budget += co.iter().zip(&pf).filter(|(a, b)| ((*b - *a).abs() as f64) >= eps - 0.5 / 255.0).count();
-        }
-    }
+    let q = crate::data::publish::quality(clean, protected, eps)?;
+    let mut stats = PerturbationStats { psnr: q.psnr, ssim: q.ssim, l2: q.l2, linf: q.linf, at_budget: q.at_budget, ..PerturbationStats::default() };
     let mut reveal_hits = 0usize;
     let sample = clean.len().min(REVEAL_SAMPLE);
     for start in (0..sample).step_by(batch.max(1)) {
@@ -171,7 +159,6 @@ pub fn measure_protected(
             }
         }
     }
-    stats.at_budget = at_budget as f64 / clean.images.len().max(1) as f64;
     stats.reveal_class_acc = reveal_hits as f64 / stats.reveal_psnr.count.max(1) as f64;
     Ok(stats)
 }

@@ -32,6 +32,7 @@ use crate::nn::module::Module;
 use crate::optim::{clip_grad_norm, Optimizer, Sgd};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
+pub(crate) use crate::train::pgd::sign;
 use crate::train::pgd::Frozen;
 use crate::train::{pgd_attack, Pgd};
 use crate::{Error, Result};
@@ -41,16 +42,6 @@ pub(crate) fn perturbed(clean: &[f32], delta: &[f32]) -> Vec<f32> {
     clean.iter().zip(delta).map(|(&c, &d)| (c + d).clamp(0.0, 1.0)).collect()
 }
 
-/// The sign of a gradient component, 0 for 0 and NaN (a value the loss does not see stays where it is).
-pub(crate) fn sign(g: f32) -> f32 {
-    if g > 0.0 {
-        1.0
-    } else if g < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
 
 /// Gradient of the cross-entropy towards `targets` with respect to the input `x` (N, C, H, W; host
 /// values), with the model frozen in evaluation mode. With `adversary`, the gradient is taken at the worst

@@ -75,6 +75,18 @@ pub fn soft_cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     lp.mul(&t)?.sum_all()?.mul_scalar(-1.0 / n as f64)
 }
 
+/// The sign of a gradient component, 0 for 0 and NaN (a value the loss does not see stays where it is):
+/// the step direction of every signed-gradient method (PGD, error-minimising noise, TAP).
+pub fn sign(g: f32) -> f32 {
+    if g > 0.0 {
+        1.0
+    } else if g < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 /// Adversarial examples for `x` (f32 (N, C, H, W) in [0, 1]) against `model`, maximising the loss on
 /// `targets`. Puts the model in evaluation mode; the caller switches it back.
 pub fn pgd_attack(model: &dyn Module, x: &Tensor, targets: &Targets, pgd: &Pgd, rng: &mut Rng) -> Result<Tensor> {
@@ -99,14 +111,7 @@ pub fn pgd_attack(model: &dyn Module, x: &Tensor, targets: &Targets, pgd: &Pgd, 
         loss.backward()?;
         let g = t.grad().ok_or_else(|| Error::msg("pgd: no gradient reached the input"))?.to_vec_f32()?;
         for ((a, &o), &gi) in xa.iter_mut().zip(&x0).zip(&g) {
-            let s = if gi > 0.0 {
-                1.0
-            } else if gi < 0.0 {
-                -1.0
-            } else {
-                0.0
-            };
-            *a = (*a + step * s).clamp(o - eps, o + eps).clamp(0.0, 1.0);
+            *a = (*a + step * sign(gi)).clamp(o - eps, o + eps).clamp(0.0, 1.0);
         }
     }
     Tensor::from_vec(xa, &shape)?.to_device(&device)
