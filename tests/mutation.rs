@@ -264,3 +264,16 @@ fn data_specs_and_budget_strings() {
         Ok(0)
     });
 }
+
+/// Found by cargo fuzz: record dimensions whose product overflows (a panic with overflow checks, a wrapped
+/// size without them) are an error.
+#[test]
+fn idx_dimensions_that_overflow_are_refused() {
+    let mut b = vec![0, 0, 8, 3];
+    for d in [1u32, u32::MAX, u32::MAX] {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend([0u8; 16]);
+    let e = idx::parse_idx(Path::new("overflow.idx"), &b).unwrap_err().to_string();
+    assert!(e.contains("overflow"), "{e}");
+}
