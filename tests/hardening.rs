@@ -312,6 +312,8 @@ fn row10_bad_option_values_are_refused_by_name() {
         (vec!["hide", "--weights", SHIPPED, "--data", "default", "--out", &o, "--em-width", "0"], "--em-width"),
         (vec!["train", "--data", "default", "--semantic", "single", "--out", &o, "--w-highfreq", "1", "--highfreq-levels", "10"], "--highfreq-levels"),
         (vec!["train", "--data", "default", "--semantic", "single", "--out", &o, "--em-width", "0"], "--em-width"),
+        (vec!["train", "--data", "default", "--semantic", "single", "--out", &o, "--clip=-1"], "--clip"),
+        (vec!["train", "--data", "default", "--semantic", "single", "--out", &o, "--clip", "nan"], "--clip"),
     ] {
         refused(&bin(&args), want);
     }

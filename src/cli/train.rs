@@ -165,6 +165,12 @@ pub fn run(a: TrainArgs) -> deephide::Result<bool> {
             a.highfreq_levels, ds.height, ds.width
         )));
     }
+    if !(a.clip.is_finite() && a.clip >= 0.0) {
+        return Err(Error::msg(format!("--clip must be a non-negative number (0: no clipping), got {}", a.clip)));
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return Err(Error::msg(format!("--lr must be a positive number, got {}", a.lr)));
+    }
     for (name, v) in [("--em-width", a.em_width), ("--batch", a.batch), ("--blocks", a.blocks), ("--growth", a.growth), ("--secret-variants", a.secret_variants)] {
         if v == 0 {
             return Err(Error::msg(format!("{name} must be at least 1")));
