@@ -341,3 +341,15 @@ fn evaluate_leaves_no_report_dir_on_early_errors() {
     refused(&bin(&["evaluate", "--train", "idx:/nonexistent", "--test", "default", "--report", s(&rep)]), "nonexistent");
     assert!(!rep.exists());
 }
+
+#[test]
+fn wgpu_runs_without_mesa_complaining_about_the_runtime_dir() {
+    let o = Command::new(env!("CARGO_BIN_EXE_deephide")).args(["gradcheck", "--device", "wgpu", "--op", "relu"]).env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    let t = text(&o);
+    if !o.status.success() && (t.contains("adapter") || t.contains("wgpu")) {
+        println!("skipped: no wgpu adapter here ({})", t.lines().last().unwrap_or(""));
+        return;
+    }
+    assert!(o.status.success(), "{t}");
+    assert!(!t.contains("XDG_RUNTIME_DIR"), "Mesa's complaint reached the user: {t}");
+}
