@@ -13,19 +13,12 @@ use deephide::{Rng, Tensor};
 
 const SHIPPED: &str = "weights/hiding-fashion-mnist-align-sign.safetensors";
 
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deephide")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{bin, text};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("deephide-hard-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::tmp("hard", name)
 }
 
 /// Exit 2, one clear message containing `want`, no panic.

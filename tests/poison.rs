@@ -3,26 +3,19 @@
 //! the command checks its input before working and resumes an interrupted run exactly.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use deephide::data::{self, publish, Dataset, Split};
 use deephide::eval::json::Json;
 use deephide::poison::{self, ar, budget, lsp, ops, Budget, Method, PoisonOptions};
 use deephide::Rng;
 
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deephide")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{bin, text};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("deephide-poison-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::tmp("poison", name)
 }
 
 /// Mid-grey random images (levels 64..192): no perturbation of these budgets is clipped at 0 or 255, so

@@ -1,0 +1,24 @@
+//! Helpers of the tests that drive the `deephide` binary: run it, read what it printed, make a scratch dir.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Run the binary with `args` and wait for it.
+pub fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deephide")).args(args).output().unwrap()
+}
+
+/// Everything it printed, stdout then stderr.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A fresh, empty scratch directory for one test (per test file `group`, test `name` and process).
+pub fn tmp(group: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("deephide-{group}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
