@@ -279,13 +279,27 @@ pub fn victim_train_steps(
     chw: (usize, usize, usize),
     steps: usize,
     device: &crate::device::Device,
+    on_step: impl FnMut(usize),
+) -> Result<Vec<f64>> {
+    victim_train_steps_width(arch, None, batch, chw, steps, device, on_step)
+}
+
+/// [`victim_train_steps`] at a given base width (None: the architecture's default).
+pub fn victim_train_steps_width(
+    arch: &str,
+    width: Option<usize>,
+    batch: usize,
+    chw: (usize, usize, usize),
+    steps: usize,
+    device: &crate::device::Device,
     mut on_step: impl FnMut(usize),
 ) -> Result<Vec<f64>> {
     use crate::models::{self, Arch, ModelConfig};
     use crate::nn::functional::cross_entropy;
     use crate::optim::{clip_grad_norm, Optimizer, Sgd};
     let (c, h, w) = chw;
-    let cfg = ModelConfig::new(Arch::parse(arch)?, c, (h, w), 10);
+    let arch = Arch::parse(arch)?;
+    let cfg = ModelConfig::new(arch, c, (h, w), 10).with_width(width.unwrap_or(arch.default_width()));
     let mut rng = Rng::new(0);
     let model = models::build(&cfg, &mut rng)?;
     // Parameters and batch-norm running statistics.
@@ -305,6 +319,44 @@ pub fn victim_train_steps(
         let v = loss.item()?;
         if !v.is_finite() {
             return Err(crate::Error::msg(format!("benchmark loss became {v}")));
+        }
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        on_step(i);
+    }
+    Ok(times)
+}
+
+/// Peak resident memory of this process so far (VmHWM), in MiB; None where /proc is not there.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Time the forward pass of `hide` (a batch of covers and secrets through the hiding network, no
+/// gradients), as `deephide hide` runs it; ms per batch after one warm-up batch.
+pub fn hide_forward(o: &StepBench, device: &crate::device::Device, mut on_step: impl FnMut(usize)) -> Result<Vec<f64>> {
+    use crate::hiding::{HidingConfig, InvertibleHiding};
+    let cfg = HidingConfig { channels: o.channels, blocks: o.blocks, ..HidingConfig::default() };
+    let net = InvertibleHiding::new(cfg, 0)?;
+    for p in net.parameters() {
+        p.move_to_device_(device)?;
+    }
+    let mut rng = Rng::new(1);
+    let shape = [o.batch, o.channels, o.size, o.size];
+    let cover = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F32, &mut rng).to_device(device)?;
+    let secret = Tensor::rand_uniform(&shape, 0.0, 1.0, DType::F32, &mut rng).to_device(device)?;
+    let mut times = Vec::new();
+    for i in 0..=o.steps {
+        let t = Instant::now();
+        let h = crate::no_grad(|| net.hide(&cover, &secret))?;
+        // The published images are read back, as hide does.
+        let v = h.stego.to_vec_f32()?;
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(crate::Error::msg("benchmark stego became non-finite"));
         }
         if i > 0 {
             times.push(t.elapsed().as_secs_f64() * 1e3);
