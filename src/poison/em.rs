@@ -117,13 +117,11 @@ pub(crate) fn build_surrogate(clean: &Dataset, o: &PoisonOptions, rng: &mut Rng)
     Ok(m)
 }
 
-/// The published images: `clean + delta` (sample-wise delta, or the class pattern of each image).
-fn publish(clean: &Dataset, delta: &[f32], classwise: bool, eps: f64) -> Result<Dataset> {
-    let per = clean.image_len();
+/// The published images: `clean + delta`, image i's noise at `slot(i)` of `delta`.
+fn publish(clean: &Dataset, delta: &[f32], slot: impl Fn(usize) -> std::ops::Range<usize>, eps: f64) -> Result<Dataset> {
     let mut images = Vec::with_capacity(clean.images.len());
     for i in 0..clean.len() {
-        let d = if classwise { &delta[clean.labels[i] * per..(clean.labels[i] + 1) * per] } else { &delta[i * per..(i + 1) * per] };
-        publish_linf(clean.image(i), d, eps, &mut images);
+        publish_linf(clean.image(i), &delta[slot(i)], eps, &mut images);
     }
     Dataset::new(clean.name.clone(), images, clean.labels.clone(), (clean.channels, clean.height, clean.width), clean.classes)
 }
@@ -156,23 +154,14 @@ pub fn poison(method: Method, clean: &Dataset, o: &PoisonOptions, on_progress: &
             delta = d;
         }
     }
-    let class_delta = |delta: &[f32], labels: &[usize], out: &mut Vec<f32>| {
-        out.clear();
-        for &y in labels {
-            out.extend_from_slice(&delta[y * per..(y + 1) * per]);
-        }
+    // Where image i's noise lives in `delta`: its own slot, or its class's pattern.
+    let slot = |i: usize| {
+        let j = if classwise { clean.labels[i] } else { i };
+        j * per..(j + 1) * per
     };
-    let current = |delta: &[f32]| -> Vec<f32> {
-        let mut out = Vec::with_capacity(n * per);
-        for i in 0..n {
-            let d = if classwise { &delta[clean.labels[i] * per..(clean.labels[i] + 1) * per] } else { &delta[i * per..(i + 1) * per] };
-            out.extend(perturbed(&x0[i * per..(i + 1) * per], d));
-        }
-        out
-    };
+    let current = |delta: &[f32]| -> Vec<f32> { (0..n).flat_map(|i| perturbed(&x0[i * per..(i + 1) * per], &delta[slot(i)])).collect() };
     let mut rounds: Vec<Json> = Vec::new();
     let mut stopped = false;
-    let mut scratch = Vec::new();
     for round in first_round..o.max_rounds {
         let t0 = std::time::Instant::now();
         // Every round's randomness derives from the seed and the round index: a resumed run is identical.
@@ -182,11 +171,7 @@ pub fn poison(method: Method, clean: &Dataset, o: &PoisonOptions, on_progress: &
         for _ in 0..o.train_steps {
             let idx: Vec<usize> = (0..o.batch.min(n)).map(|_| rr.below(n)).collect();
             let labels = clean.batch_labels(&idx);
-            let mut xb = Vec::with_capacity(idx.len() * per);
-            for &i in &idx {
-                let d = if classwise { &delta[clean.labels[i] * per..(clean.labels[i] + 1) * per] } else { &delta[i * per..(i + 1) * per] };
-                xb.extend(perturbed(&x0[i * per..(i + 1) * per], d));
-            }
+            let xb: Vec<f32> = idx.iter().flat_map(|&i| perturbed(&x0[i * per..(i + 1) * per], &delta[slot(i)])).collect();
             let mut x = Tensor::from_vec(xb, &[idx.len(), c, h, w])?.to_device(&o.device)?;
             if robust {
                 x = pgd_attack(model.as_ref(), &x, &Targets::Hard(labels.clone()), &adv, &mut rr)?;
@@ -203,12 +188,7 @@ pub fn poison(method: Method, clean: &Dataset, o: &PoisonOptions, on_progress: &
             let xc: Vec<f32> = chunk.iter().flat_map(|&i| x0[i * per..(i + 1) * per].iter().copied()).collect();
             let shape = [chunk.len(), c, h, w];
             for _ in 0..o.attack_steps {
-                let db: Vec<f32> = if classwise {
-                    class_delta(&delta, &labels, &mut scratch);
-                    scratch.clone()
-                } else {
-                    chunk.iter().flat_map(|&i| delta[i * per..(i + 1) * per].iter().copied()).collect()
-                };
+                let db: Vec<f32> = chunk.iter().flat_map(|&i| delta[slot(i)].iter().copied()).collect();
                 let x = perturbed(&xc, &db);
                 let (g, _) = input_grad(model.as_ref(), x, &shape, &labels, &o.device, if robust { Some((&adv, &mut rr)) } else { None })?;
                 if classwise {
@@ -262,7 +242,7 @@ pub fn poison(method: Method, clean: &Dataset, o: &PoisonOptions, on_progress: &
             break;
         }
     }
-    let out = publish(clean, &delta, classwise, o.eps)?;
+    let out = publish(clean, &delta, slot, o.eps)?;
     // The method's property: the surrogate finds the published images easier than the clean ones.
     let pub_f: Vec<f32> = out.images.iter().map(|&b| b as f32 / 255.0).collect();
     let (acc_p, ce_p) = evaluate(model.as_ref(), &pub_f, &clean.labels, (c, h, w), 500, &o.device)?;
