@@ -160,3 +160,47 @@ fn gradients_of_the_whole_two_block_network_match_finite_differences() {
         assert_grads_match(name, &idx.iter().map(|&i| a[i]).collect::<Vec<_>>(), &n);
     }
 }
+
+#[test]
+fn pushing_across_bit_depth_levels_stays_in_budget_and_survives_the_reduction() {
+    use deephide::countermeasures::pixel::BitDepth;
+    let mut rng = deephide::Rng::new(8);
+    let n = 40;
+    let clean_px: Vec<u8> = (0..n * 64).map(|_| (rng.uniform() * 255.0) as u8).collect();
+    let labels: Vec<usize> = (0..n).map(|i| i % 2).collect();
+    let clean = deephide::data::Dataset::new("c", clean_px, labels.clone(), (1, 8, 8), 2).unwrap();
+    // Class 0 moves up by 3 levels everywhere, class 1 down by 3 (within an 8/255 budget).
+    let mut published = clean.clone();
+    for i in 0..n {
+        for j in 0..64 {
+            let v = &mut published.images[i * 64 + j];
+            *v = if labels[i] == 0 { v.saturating_add(3) } else { v.saturating_sub(3) };
+        }
+    }
+    let before = published.clone();
+    let share = deephide::hiding::protect::push_across_levels(&clean, &mut published, 8.0 / 255.0, 2).unwrap();
+    assert!(share > 0.0);
+    let q = BitDepth { bits: 2 };
+    let mut crossed = 0;
+    for i in 0..n {
+        for j in 0..64 {
+            let (c, p, b) = (clean.images[i * 64 + j] as i32, published.images[i * 64 + j] as i32, before.images[i * 64 + j] as i32);
+            assert!((p - c).abs() <= 8, "pixel moved {} levels", p - c);
+            // Only towards the class's direction, never back.
+            if labels[i] == 0 { assert!(p >= b) } else { assert!(p <= b) }
+            let (lc, lp) = (q.map_u8(c as u8), q.map_u8(p as u8));
+            if lc != lp {
+                crossed += 1;
+                assert!(if labels[i] == 0 { lp > lc } else { lp < lc }, "crossed against the class direction");
+            }
+            // Every pixel within 8 levels of a boundary in its class's direction crosses it.
+            let reachable = (1..=8).any(|s| {
+                let v = if labels[i] == 0 { c + s } else { c - s };
+                (0..=255).contains(&v) && q.map_u8(v as u8) != lc
+            });
+            assert_eq!(lc != lp, reachable, "pixel {c} -> {p}");
+        }
+    }
+    assert!(crossed > 0);
+    assert!(deephide::hiding::protect::push_across_levels(&clean, &mut published, 8.0 / 255.0, 9).is_err());
+}

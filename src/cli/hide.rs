@@ -80,6 +80,11 @@ pub struct HideArgs {
     /// bit2, blur, jpegQ), so the noise favours what survives them.
     #[arg(long, default_value = "none")]
     em_distort: String,
+    /// After hiding, move each pixel whose perturbation could cross a level boundary of this many bits of
+    /// depth reduction (within --eps) just across it, so that part of the hidden class signal survives
+    /// `bit-depth-N` (0: off). See experiments/protection.md.
+    #[arg(long, default_value_t = 0)]
+    push_levels: u32,
     /// Also report how concentrated the perturbations are in this feature extractor's space (the LFC
     /// measure: mean cosine similarity of same-class perturbation embeddings, plain and centred).
     #[arg(long)]
@@ -108,6 +113,9 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
     }
     if a.subset == Some(0) {
         return Err(Error::msg("--subset must be at least 1"));
+    }
+    if a.push_levels > 7 {
+        return Err(Error::msg(format!("--push-levels must be in 0..=7 bits, got {}", a.push_levels)));
     }
     let (net, w) = hiding::weights::load(&a.weights)?;
     for p in net.parameters() {
@@ -197,6 +205,16 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             let mut progress = deephide::progress::Progress::new("hide", ds.len(), "img");
             let (mut protected, mut stats) = hiding::protect_dataset(&net, &ds, &pool, eps, bound, a.batch, &device, |n| progress.inc(n))?;
             progress.finish();
+            let mut push_json = None;
+            if a.push_levels > 0 {
+                if eps <= 0.0 {
+                    return Err(Error::msg("--push-levels needs a budget (--eps > 0)"));
+                }
+                let share = hiding::protect::push_across_levels(&ds, &mut protected, eps, a.push_levels)?;
+                println!("pushed {:.2}% of pixels across a {}-bit level boundary", 100.0 * share, a.push_levels);
+                push_json = Some(format!("{{\"bits\": {}, \"share_of_pixels\": {share:.6}}}", a.push_levels));
+                stats = hiding::measure_protected(&net, &ds, &protected, &pool, eps, a.batch, &device)?;
+            }
             let mut em_json = None;
             if a.em_epochs > 0 {
                 let opts = &em_opts;
@@ -224,6 +242,9 @@ pub fn run(a: HideArgs) -> deephide::Result<bool> {
             let mut json = stats.to_json(eps);
             if let Some(e) = em_json {
                 json = json.trim_end().trim_end_matches('}').to_string() + &format!(", \"em_refine\": {e}}}\n");
+            }
+            if let Some(p) = push_json {
+                json = json.trim_end().trim_end_matches('}').to_string() + &format!(", \"push_levels\": {p}}}\n");
             }
             if let Some((f, g)) = &features {
                 let (plain, centred) = perturbation_concentration(g.as_ref(), &ds, &protected, &device)?;

@@ -162,3 +162,60 @@ pub fn measure_protected(
     stats.reveal_class_acc = reveal_hits as f64 / stats.reveal_psnr.count.max(1) as f64;
     Ok(stats)
 }
+
+/// Spend the budget where bit-depth reduction keeps it: wherever a level boundary of `bits`-bit
+/// quantisation (as the `bit-depth-N` countermeasure applies it) lies within `eps` of the clean pixel in the
+/// direction of the class's perturbation at that pixel (the sign of the mean published - clean over the
+/// class's images), move the pixel just across it. After the reduction such pixels land one level away in
+/// the class's direction, so part of the class signal survives it; without the reduction the change
+/// follows the class's own sign. Other pixels keep the hidden perturbation. Returns the share of pixels
+/// moved. (Following each image's own perturbation instead moved only about 1% of Fashion-MNIST's pixels:
+/// most pixels near a boundary carry no perturbation of their own.)
+pub fn push_across_levels(clean: &Dataset, published: &mut Dataset, eps: f64, bits: u32) -> Result<f64> {
+    if !(1..=7).contains(&bits) {
+        return Err(Error::msg(format!("--push-levels must be in 1..=7 bits, got {bits}")));
+    }
+    if clean.images.len() != published.images.len() || clean.labels != published.labels {
+        return Err(Error::msg("push_across_levels: the published images do not match the clean data set"));
+    }
+    let q = crate::countermeasures::pixel::BitDepth { bits };
+    let level: Vec<u8> = (0..=255u8).map(|v| q.map_u8(v)).collect();
+    // For every u8 value: the nearest value above with a higher level, and below with a lower level.
+    let up: Vec<Option<i32>> = (0..256).map(|c| (c + 1..256).find(|&v| level[v] > level[c]).map(|v| v as i32)).collect();
+    let down: Vec<Option<i32>> = (0..256).map(|c| (0..c).rev().find(|&v| level[v] < level[c]).map(|v| v as i32)).collect();
+    let k = crate::poison::budget::linf_levels(eps);
+    let per = clean.image_len();
+    // The class's direction per pixel.
+    let mut mean = vec![0f64; clean.classes * per];
+    for i in 0..clean.len() {
+        let y = clean.labels[i];
+        for (j, (&c, &p)) in clean.image(i).iter().zip(published.image(i)).enumerate() {
+            mean[y * per + j] += p as f64 - c as f64;
+        }
+    }
+    let mut moved = 0usize;
+    for i in 0..clean.len() {
+        let y = clean.labels[i];
+        for j in 0..per {
+            let c = clean.images[i * per + j];
+            let p = &mut published.images[i * per + j];
+            let ci = c as i32;
+            let dir = mean[y * per + j];
+            // Across the boundary, and no less far than the hidden perturbation already went.
+            let target = if dir > 0.0 {
+                up[c as usize].filter(|&b| b - ci <= k).map(|b| b.max(*p as i32))
+            } else if dir < 0.0 {
+                down[c as usize].filter(|&b| ci - b <= k).map(|b| b.min(*p as i32))
+            } else {
+                None
+            };
+            if let Some(t) = target {
+                if t as u8 != *p {
+                    *p = t as u8;
+                    moved += 1;
+                }
+            }
+        }
+    }
+    Ok(moved as f64 / clean.images.len().max(1) as f64)
+}
