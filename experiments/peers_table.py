@@ -67,7 +67,7 @@ def main():
         used = f"{b['max_used'] * 255:.2f}/255" if b["norm"] == "linf" else (f"{b['max_used']:.4f}" if b["norm"] == "l2" else f"{b['max_used']:.0f}")
         print(
             f"| `{m}` | {b['norm']} {val} | {used} | {p['psnr_db']['mean']:.2f} ({p['psnr_db']['min']:.2f}) | {p['ssim']['mean']:.4f} ({p['ssim']['min']:.4f}) "
-            f"| {p['linf']['max'] * 255:.0f} | {p['seconds']:.0f} s | {p['settings']} |"
+            f"| {p['linf']['max'] * 255:.0f} | {p['seconds']:.0f} s | {p['settings'].replace('|', '&#124;')} |"
         )
 
 

@@ -284,7 +284,7 @@ pub fn settings(method: Method, o: &PoisonOptions, chw: (usize, usize, usize)) -
             "L2 {l2:.4} per image (RMS {:.2}/255); one 3x3 autoregressive filter per class and channel (8 coefficients summing to 1), a fresh Gaussian start per image on a canvas 4 pixels larger, cropped, scaled to the L2 budget",
             255.0 * l2 / ((c * h * w) as f64).sqrt()
         ),
-        Method::Ops => "one pixel per image (L0 = 1 position, all channels), replaced: per class the position and colour in {0,1}^C maximising mean/std of |colour - pixel| over the class's images (pairs taken by earlier classes excluded)".into(),
+        Method::Ops => "one pixel per image (L0 = 1 position, all channels), replaced: per class the position and colour in {0,1}^C maximising mean/std of the absolute change over the class's images (pairs taken by earlier classes excluded)".into(),
         Method::Dh => format!(
             "{eps}; Deep Hiding with {} (one fixed semantic image per class)",
             o.weights.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| dh::SHIPPED_WEIGHTS.to_string())
