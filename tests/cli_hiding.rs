@@ -2,36 +2,21 @@
 //! and clear errors (exit 2, one line, no panic) for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use deephide::data::{self, Dataset, Split};
 use deephide::Rng;
 
-fn bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deephide")).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{bin, text};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("deephide-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::tmp("cli", name)
 }
 
 /// A tiny gray data set (48 images of 8x8, 4 classes) written as IDX.
 fn tiny_idx(dir: &Path) -> String {
-    let mut rng = Rng::new(1);
-    let images: Vec<u8> = (0..48 * 64).map(|_| (rng.uniform() * 255.0) as u8).collect();
-    let labels: Vec<usize> = (0..48).map(|i| i % 4).collect();
-    let ds = Dataset::new("tiny", images, labels, (1, 8, 8), 4).unwrap();
-    let spec = format!("idx:{}", dir.display());
-    data::save(&spec, &ds, Split::Train).unwrap();
-    data::save(&spec, &ds, Split::Test).unwrap();
-    spec
+    cli::tiny_idx(dir, 48, 4)
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use deephide::data::{self, Dataset, Split};
+use deephide::data::{self, Split};
 use deephide::safetensors_io::{self, SaveDType};
 use deephide::{Rng, Tensor};
 
@@ -15,7 +15,7 @@ const SHIPPED: &str = "weights/hiding-fashion-mnist-align-sign.safetensors";
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{bin, text};
+use cli::{bin, text, tiny_idx};
 
 fn tmp(name: &str) -> PathBuf {
     cli::tmp("hard", name)
@@ -129,16 +129,6 @@ fn wait_for(cond: impl Fn() -> bool, child: &mut std::process::Child, what: &str
     }
 }
 
-fn tiny_idx(dir: &Path, n: usize, classes: usize) -> String {
-    let mut rng = Rng::new(1);
-    let images: Vec<u8> = (0..n * 64).map(|_| (rng.uniform() * 255.0) as u8).collect();
-    let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
-    let ds = Dataset::new("tiny", images, labels, (1, 8, 8), classes).unwrap();
-    let spec = format!("idx:{}", dir.display());
-    data::save(&spec, &ds, Split::Train).unwrap();
-    data::save(&spec, &ds, Split::Test).unwrap();
-    spec
-}
 
 #[test]
 fn row4_kill_during_train_then_resume_keeps_the_log_consistent() {

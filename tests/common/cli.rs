@@ -22,3 +22,17 @@ pub fn tmp(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A tiny gray data set (`n` random 8x8 images, labels cycling over `classes`) written as IDX train and
+/// test splits under `dir`; returns its `idx:` SPEC.
+pub fn tiny_idx(dir: &std::path::Path, n: usize, classes: usize) -> String {
+    use deephide::data::{self, Dataset, Split};
+    let mut rng = deephide::Rng::new(1);
+    let images: Vec<u8> = (0..n * 64).map(|_| (rng.uniform() * 255.0) as u8).collect();
+    let labels: Vec<usize> = (0..n).map(|i| i % classes).collect();
+    let ds = Dataset::new("tiny", images, labels, (1, 8, 8), classes).unwrap();
+    let spec = format!("idx:{}", dir.display());
+    data::save(&spec, &ds, Split::Train).unwrap();
+    data::save(&spec, &ds, Split::Test).unwrap();
+    spec
+}
